@@ -1,0 +1,74 @@
+"""Atomic writes: every output appears complete or not at all (temp + rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], is_dir: bool = False) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path``; rename it onto ``path`` on success.
+
+    The temporary lives in the same directory, so the final ``os.replace`` is
+    atomic on POSIX file systems. On error the temporary is removed and
+    ``path`` is left untouched.
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent)) if is_dir else \
+        Path(tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)[1])
+    try:
+        if is_dir:
+            shutil.rmtree(tmp)
+        else:
+            tmp.unlink()
+        yield tmp
+        if is_dir and final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: str | os.PathLike[str], obj: Any) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def write_tsv(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
+    """Write a data frame as TSV (no index) atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False, na_rep="NA")
+
+
+def read_tsv(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a TSV written by :func:`write_tsv` (``id`` columns stay strings)."""
+    return pd.read_csv(path, sep="\t", dtype={"id": str, "patient": str}, na_values=["NA"],
+                       keep_default_na=False)
+
+
+def _json_default(obj: Any) -> Any:
+    """Serialise NumPy scalars and paths."""
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

@@ -1,0 +1,224 @@
+"""``boneage <step>``: one subcommand per workflow step, each a thin wrapper.
+
+Each subcommand parses its arguments and calls one typed function of the
+package. TensorFlow is imported only by ``train`` and ``predict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from boneage.atomic import read_tsv, write_json, write_tsv
+
+
+def cmd_synth(a: argparse.Namespace) -> None:
+    from boneage.synth.cohort import make_cohort
+
+    frame = make_cohort(a.out, a.n, a.seed, workers=a.workers, nonhand_share=a.nonhand_share,
+                        inverted_share=a.inverted_share)
+    print(f"wrote {len(frame)} studies to {a.out} ({(frame.kind != 'hand').sum()} non-hand, "
+          f"{frame.inverted.sum()} inverted)")
+
+
+def cmd_manifest(a: argparse.Namespace) -> None:
+    from boneage.manifest import check_rows, plan_shards
+    from boneage.sources import read_source
+
+    spec = {"source": a.source, "csv": a.csv, "images": a.images, "truth": a.truth}
+    rows, root = read_source(spec)
+    checked = check_rows(rows, root)
+    plan = plan_shards(checked, a.shard_size)
+    write_tsv(a.rows, checked)
+    write_json(a.plan, {"image_root": str(root), "shards": plan})
+    print(f"{len(checked)} rows: {int((checked.status == 'accepted').sum())} pass table checks, "
+          f"{len(plan)} shards")
+
+
+def cmd_shard(a: argparse.Namespace) -> None:
+    from boneage.shards import build_shard
+
+    plan = {s["shard"]: s["rows"] for s in json.loads(Path(a.plan).read_text())["shards"]}
+    if a.shard not in plan:
+        sys.exit(f"shard {a.shard!r} is not in {a.plan}")
+    rows = read_tsv(a.rows).set_index("row").loc[plan[a.shard]].reset_index()
+    verdicts = build_shard(rows, a.out, a.size, a.shard)
+    write_tsv(a.qc, verdicts)
+    print(f"{a.shard}: {int((verdicts.status == 'accepted').sum())}/{len(verdicts)} images kept")
+
+
+def cmd_index(a: argparse.Namespace) -> None:
+    from boneage.manifest import finalise, summarise
+
+    checked = read_tsv(a.rows)
+    manifest = finalise(checked, [read_tsv(p) for p in a.qc])
+    write_tsv(a.manifest, manifest)
+    counts = manifest[manifest.status == "accepted"].groupby("shard").size()
+    shards = [{"shard": Path(p).stem, "path": p, "images": int(counts.get(Path(p).stem, 0))}
+              for p in a.shards]
+    write_json(a.index, {"shards": shards, "summary": summarise(manifest)})
+    print(json.dumps(summarise(manifest)))
+
+
+def cmd_split(a: argparse.Namespace) -> None:
+    from boneage.split import make_split
+
+    split = make_split(read_tsv(a.manifest), a.seed, a.val, a.test)
+    write_tsv(a.out, split)
+    print(split["subset"].value_counts().to_string())
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from boneage.distribute import detect
+    from boneage.train import Experiment, run_training
+
+    exp = Experiment.from_dict(a.name, json.loads(a.experiment))
+    split = pd.concat([read_tsv(p) for p in a.split], ignore_index=True)
+    shards = [s["path"] for p in a.index for s in json.loads(Path(p).read_text())["shards"]]
+    summary = run_training(exp, shards, split, a.out_dir, detect(), threads=a.threads)
+    print(json.dumps({k: summary[k] for k in ("n_train", "best_val_mae", "train_seconds")}))
+
+
+def cmd_predict(a: argparse.Namespace) -> None:
+    from boneage.predict import predict_shard
+
+    write_tsv(a.out, predict_shard(a.model, a.shard, threads=a.threads))
+
+
+def cmd_aggregate(a: argparse.Namespace) -> None:
+    from boneage.aggregate import aggregate
+
+    train = json.loads(Path(a.train_summary).read_text())
+    split = read_tsv(a.split) if a.split else None
+    frame, result = aggregate([read_tsv(p) for p in a.predictions], split, train["train_mean"],
+                              a.trained_on_cohort)
+    result.update({"cohort": a.cohort, "experiment": a.experiment})
+    write_tsv(a.out_tsv, frame)
+    write_json(a.out_json, result)
+    print(f"{a.experiment} on {a.cohort}: held-out MAE {result['label']['all'].get('mae', 0):.2f}")
+
+
+def cmd_report(a: argparse.Namespace) -> None:
+    from boneage.report.build import build_report
+
+    build_report(a.results, a.benchmarks, a.config, a.out)
+    print(f"wrote {a.out}")
+
+
+def cmd_summary(a: argparse.Namespace) -> None:
+    from boneage.report.summary import print_summary
+
+    print_summary(a.results)
+
+
+def cmd_check_config(a: argparse.Namespace) -> None:
+    from boneage.config import ConfigError, load
+
+    try:
+        load(a.config)
+    except ConfigError as exc:
+        sys.exit(f"{a.config}: {exc}")
+    print(f"{a.config}: valid")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every step."""
+    p = argparse.ArgumentParser(prog="boneage", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True, metavar="STEP")
+
+    def add(name: str, func, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help, description=help)
+        sp.set_defaults(func=func)
+        return sp
+
+    s = add("synth", cmd_synth, "render a synthetic cohort in the RSNA training layout")
+    s.add_argument("--out", required=True)
+    s.add_argument("--n", type=int, required=True)
+    s.add_argument("--seed", type=int, default=2017)
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--nonhand-share", type=float, default=0.03)
+    s.add_argument("--inverted-share", type=float, default=0.03)
+
+    s = add("manifest", cmd_manifest, "check source rows and plan the shards")
+    s.add_argument("--source", required=True, choices=["rsna", "synthetic"])
+    s.add_argument("--csv", required=True)
+    s.add_argument("--images", required=True)
+    s.add_argument("--truth")
+    s.add_argument("--shard-size", type=int, default=256)
+    s.add_argument("--rows", required=True, help="output: checked rows (TSV)")
+    s.add_argument("--plan", required=True, help="output: shard plan (JSON)")
+
+    s = add("shard", cmd_shard, "decode, QC and preprocess one shard")
+    s.add_argument("--rows", required=True)
+    s.add_argument("--plan", required=True)
+    s.add_argument("--shard", required=True)
+    s.add_argument("--size", type=int, required=True)
+    s.add_argument("--out", required=True, help="output shard (.zarr or .h5)")
+    s.add_argument("--qc", required=True, help="output: per-row verdicts (TSV)")
+
+    s = add("index", cmd_index, "merge shard verdicts into the manifest and cohort index")
+    s.add_argument("--rows", required=True)
+    s.add_argument("--qc", nargs="*", default=[])
+    s.add_argument("--shards", nargs="*", default=[])
+    s.add_argument("--manifest", required=True)
+    s.add_argument("--index", required=True)
+
+    s = add("split", cmd_split, "split accepted images by patient")
+    s.add_argument("--manifest", required=True)
+    s.add_argument("--seed", type=int, default=42)
+    s.add_argument("--val", type=float, default=0.1)
+    s.add_argument("--test", type=float, default=0.2)
+    s.add_argument("--out", required=True)
+
+    s = add("train", cmd_train, "train one experiment (single process or Horovod ranks)")
+    s.add_argument("--name", required=True)
+    s.add_argument("--experiment", required=True, help="experiment settings as JSON")
+    s.add_argument("--index", nargs="+", required=True)
+    s.add_argument("--split", nargs="+", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--threads", type=int)
+
+    s = add("predict", cmd_predict, "predict bone age for one shard")
+    s.add_argument("--model", required=True)
+    s.add_argument("--shard", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--threads", type=int)
+
+    s = add("aggregate", cmd_aggregate, "merge shard predictions and score a cohort")
+    s.add_argument("--predictions", nargs="+", required=True)
+    s.add_argument("--split")
+    s.add_argument("--train-summary", required=True)
+    s.add_argument("--trained-on-cohort", action="store_true")
+    s.add_argument("--cohort", required=True)
+    s.add_argument("--experiment", required=True)
+    s.add_argument("--out-tsv", required=True)
+    s.add_argument("--out-json", required=True)
+
+    s = add("report", cmd_report, "write the self-contained HTML report")
+    s.add_argument("--results", default="results")
+    s.add_argument("--benchmarks", default="benchmarks")
+    s.add_argument("--config", required=True, help="the run's config as JSON")
+    s.add_argument("--out", required=True)
+
+    s = add("summary", cmd_summary, "print held-out accuracy against the baseline")
+    s.add_argument("--results", default="results")
+
+    s = add("check-config", cmd_check_config, "validate a config file against the schema")
+    s.add_argument("config")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``boneage`` console script."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow: warnings, not INFO chatter
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Load and validate config.yaml against workflow/schemas/config.schema.yaml.
+
+Validation fills defaults from the schema and reports every problem with the
+dotted path of the bad key (``experiments.small_cnn.epochs: 0 is less than
+the minimum of 1``), so a user knows what to fix without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """The config does not match the schema; the message lists each bad key."""
+
+
+def _with_defaults(cls):
+    validate_props = cls.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for prop, sub in properties.items():
+                if "default" in sub and prop not in instance:
+                    instance[prop] = sub["default"]
+        yield from validate_props(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(cls, {"properties": set_defaults})
+
+
+def validate(config: dict[str, Any], schema_path: str | os.PathLike[str] = SCHEMA) -> dict[str, Any]:
+    """Validate ``config`` in place (defaults filled in) and return it."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
+                 for e in errors]
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines))
+    for name in config.get("train_cohorts", []):
+        if name not in config["cohorts"]:
+            raise ConfigError(f"invalid configuration:\n  train_cohorts: {name!r} is not one of "
+                              f"the cohorts ({', '.join(config['cohorts'])})")
+    return config
+
+
+def load(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a YAML config file and validate it."""
+    with open(path, encoding="utf-8") as fh:
+        return validate(yaml.safe_load(fh) or {})

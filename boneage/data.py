@@ -1,0 +1,101 @@
+"""tf.data pipelines that stream examples from shards.
+
+Shards are read one at a time (shuffled shard order, then a shuffle buffer),
+so memory stays bounded by a few shards whatever the cohort size; when the
+selected examples fit in ``cache_mb`` they are cached after the first epoch.
+Augmentation runs on whole batches: a random affine warp (rotation, scale,
+shift) and brightness/contrast jitter.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from boneage.shards import read_shard
+
+
+def _examples(paths: Sequence[str], keep: set[str] | None, shuffle: bool, seed: int
+              ) -> Iterator[tuple[np.ndarray, np.float32, np.float32]]:
+    order = np.random.default_rng(seed).permutation(len(paths)) if shuffle else range(len(paths))
+    for i in order:
+        shard = read_shard(paths[i])
+        for j, sid in enumerate(shard.ids):
+            if keep is None or sid in keep:
+                yield shard.images[j], np.float32(shard.sex[j]), np.float32(shard.boneage[j])
+
+
+def count_examples(paths: Sequence[str], keep: set[str] | None) -> int:
+    """How many examples of ``paths`` are in ``keep`` (all when ``keep`` is None)."""
+    ids = [i for p in paths for i in read_shard(p, images=False).ids]
+    return len(ids) if keep is None else sum(i in keep for i in ids)
+
+
+def augment_batch(images: tf.Tensor, seed: tf.Tensor, max_rotation: float = 15.0,
+                  max_scale: float = 0.1, max_shift: float = 0.06) -> tf.Tensor:
+    """Random affine warp + brightness/contrast of a float batch (B, S, S, 1) in [0, 1]."""
+    b = tf.shape(images)[0]
+    size = tf.cast(tf.shape(images)[1], tf.float32)
+    seeds = tf.random.experimental.stateless_split(seed, 6)
+    angle = tf.random.stateless_uniform([b], seeds[0], -1.0, 1.0) * max_rotation * math.pi / 180
+    scale = 1.0 + tf.random.stateless_uniform([b], seeds[1], -max_scale, max_scale)
+    shift = tf.random.stateless_uniform([b, 2], seeds[2], -max_shift, max_shift) * size
+    c, s = tf.cos(angle) / scale, tf.sin(angle) / scale
+    centre = (size - 1.0) / 2.0
+    # Output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2).
+    a2 = centre - c * centre + s * centre - shift[:, 0]
+    b2 = centre - s * centre - c * centre - shift[:, 1]
+    zeros = tf.zeros([b])
+    transforms = tf.stack([c, -s, a2, s, c, b2, zeros, zeros], axis=1)
+    warped = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+    gain = 1.0 + tf.random.stateless_uniform([b, 1, 1, 1], seeds[3], -0.15, 0.15)
+    bias = tf.random.stateless_uniform([b, 1, 1, 1], seeds[4], -0.08, 0.08)
+    gamma = tf.exp(tf.random.stateless_uniform([b, 1, 1, 1], seeds[5], -0.2, 0.2))
+    return tf.clip_by_value(tf.pow(tf.clip_by_value(warped, 1e-4, 1.0), gamma) * gain + bias,
+                            0.0, 1.0)
+
+
+def make_dataset(paths: Sequence[str | os.PathLike[str]], image_size: int, batch_size: int,
+                 keep: set[str] | None = None, training: bool = False, seed: int = 0,
+                 cache_mb: float = 2048.0, n_examples: int | None = None) -> tf.data.Dataset:
+    """Batches of ``({"image", "sex"}, boneage)`` from shards, optionally augmented.
+
+    ``keep`` restricts to those study ids (a split subset). ``seed`` fixes the
+    shard order, shuffle and augmentation. A training dataset repeats
+    forever (take ``steps_per_epoch`` batches per epoch); others run once.
+    """
+    paths = [str(p) for p in paths]
+    signature = (tf.TensorSpec((image_size, image_size, 1), tf.uint8),
+                 tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.float32))
+    calls = [0]  # a new shard order on every pass over the data
+
+    def generate():
+        calls[0] += 1
+        return _examples(paths, keep, training, seed * 1000 + calls[0])
+
+    ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
+    n = n_examples if n_examples is not None else None
+    if n is not None and n * image_size * image_size / 2**20 <= cache_mb:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True).repeat()
+    ds = ds.batch(batch_size)
+
+    def to_inputs(img, sex, y):
+        x = tf.cast(img, tf.float32) / 255.0
+        return {"image": x, "sex": sex[:, None]}, y[:, None]
+
+    ds = ds.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
+    if training:
+        counter = tf.data.Dataset.counter()
+        ds = tf.data.Dataset.zip((ds, counter)).map(
+            lambda xy, i: ({"image": augment_batch(xy[0]["image"], tf.stack([seed, i])),
+                            "sex": xy[0]["sex"]}, xy[1]),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

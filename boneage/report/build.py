@@ -1,0 +1,96 @@
+"""Build ``results/report.html``: one self-contained file (plots inlined, no network)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from boneage import __version__
+from boneage.atomic import write_text
+from boneage.manifest import REASONS, summarise
+from boneage.metrics import AGE_BANDS, WITHIN_MONTHS
+from boneage.report import plots
+from boneage.report.collect import RunResults, collect
+
+PACKAGES = ("tensorflow-cpu", "keras", "horovod", "snakemake", "zarr", "h5py", "numpy",
+            "pandas", "pillow", "mpi4py")
+
+
+def versions() -> dict[str, str]:
+    """Installed versions of the packages that shape results."""
+    out = {"boneage": __version__, "python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_commit() -> str:
+    """The workflow's git commit (``unknown`` outside a checkout)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def cohort_sections(run: RunResults) -> list[dict[str, Any]]:
+    """Per (experiment, cohort): metric tables and figures."""
+    sections = []
+    for (exp, cohort), m in sorted(run.metrics.items()):
+        frame = run.predictions.get((exp, cohort))
+        held = frame if frame is None or m["held_out"] == "all images" else \
+            frame[frame["subset"] == "test"]
+        figs = []
+        if held is not None and len(held):
+            ref = "true_boneage" if "true" in m else "boneage"
+            figs = [("Predicted vs label", plots.scatter(held, "boneage", "predicted vs label")),
+                    ("Bland-Altman plot against the label",
+                     plots.bland_altman(held, "boneage", "Bland-Altman vs label")),
+                    (f"Absolute error by age band ({ref.replace('_', ' ')})",
+                     plots.error_by_band(held, ref, "error by age band"))]
+            if "true" in m:
+                figs.insert(1, ("Predicted vs true bone age",
+                                plots.scatter(held, "true_boneage", "predicted vs true age")))
+        refs = [("label", m["label"])] + ([("true age", m["true"])] if "true" in m else [])
+        sections.append({"experiment": exp, "cohort": cohort, "m": m, "refs": refs,
+                         "figures": figs})
+    return sections
+
+
+def build_report(results: str | os.PathLike[str], benchmarks: str | os.PathLike[str],
+                 config_json: str, out: str | os.PathLike[str]) -> None:
+    """Render the report from the output folders; ``config_json`` is the run's config."""
+    run = collect(results, benchmarks)
+    config = json.loads(config_json) if config_json.strip().startswith("{") else \
+        json.loads(Path(config_json).read_text())
+    qc = {}
+    for cohort, manifest in run.manifests.items():
+        s = summarise(manifest)
+        qc[cohort] = {"summary": s, "figure": plots.qc_reasons(s["by_reason"], cohort)}
+    steps = (run.benchmarks.groupby("step").agg(jobs=("seconds", "size"),
+                                                 total_s=("seconds", "sum"),
+                                                 max_s=("seconds", "max"),
+                                                 max_rss_mb=("max_rss_mb", "max"))
+             .reset_index().to_dict("records")) if len(run.benchmarks) else []
+    env = Environment(loader=PackageLoader("boneage", "templates"),
+                      autoescape=select_autoescape(default=True, default_for_string=True))
+    html = env.get_template("report.html").render(
+        title=config.get("report", {}).get("title", "boneage report"),
+        generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        sections=cohort_sections(run), qc=qc, reasons=REASONS, train=run.train,
+        curves=plots.training_curves(run.histories) if run.histories else None,
+        within=WITHIN_MONTHS, bands=[f"{lo}-{hi} y" for lo, hi in AGE_BANDS],
+        steps=steps, versions=versions(), commit=git_commit(),
+        config=json.dumps(config, indent=2), host=platform.node())
+    write_text(out, html)

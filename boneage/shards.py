@@ -1,0 +1,136 @@
+"""Shards: preprocessed images and labels, one self-contained store per job.
+
+A shard holds N accepted images of one cohort:
+
+============  ===================  ==========================================
+``images``    uint8 (N, S, S, 1)   preprocessed, white bone on black
+``sex``       uint8 (N,)           1 = male, 0 = female
+``boneage``   float32 (N,)         label, months
+``true``      float32 (N,)         reference bone age, NaN where unknown
+``row``       int64 (N,)           source row (links back to the manifest)
+``ids``       list[str]            study ids (Zarr: group attribute)
+============  ===================  ==========================================
+
+Zarr v3 (a directory ``*.zarr``) is the default; HDF5 (``*.h5``) by config.
+Both are written to a temporary sibling and renamed into place, so a shard
+is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from boneage import qc
+from boneage.atomic import atomic_path
+from boneage.preprocess import DecodeError, decode, prepare
+
+FORMATS = {"zarr": ".zarr", "hdf5": ".h5"}
+CHUNK = 64
+
+
+@dataclass
+class Shard:
+    """The contents of one shard (see the module docstring for shapes)."""
+
+    images: np.ndarray
+    sex: np.ndarray
+    boneage: np.ndarray
+    true: np.ndarray
+    row: np.ndarray
+    ids: list[str]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def write_shard(path: str | os.PathLike[str], shard: Shard) -> None:
+    """Write ``shard`` atomically; the format follows the suffix (.zarr or .h5)."""
+    path = Path(path)
+    arrays = {"images": shard.images, "sex": shard.sex, "boneage": shard.boneage,
+              "true": shard.true, "row": shard.row}
+    if path.suffix == ".zarr":
+        import zarr
+        from zarr.storage import LocalStore
+
+        with atomic_path(path, is_dir=True) as tmp:
+            root = zarr.open_group(store=LocalStore(str(tmp)), mode="w", zarr_format=3)
+            for name, data in arrays.items():
+                chunks = (CHUNK,) + data.shape[1:]
+                arr = root.create_array(name, shape=data.shape, chunks=chunks, dtype=data.dtype)
+                if len(data):
+                    arr[...] = data
+            root.attrs["ids"] = list(shard.ids)
+            root.attrs["count"] = len(shard.ids)
+    elif path.suffix == ".h5":
+        import h5py
+
+        with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+            for name, data in arrays.items():
+                chunks = (min(CHUNK, max(len(data), 1)),) + data.shape[1:] if len(data) else None
+                f.create_dataset(name, data=data, chunks=chunks,
+                                 compression="gzip" if name == "images" else None)
+            f.create_dataset("ids", data=np.array(shard.ids, dtype=object),
+                             dtype=h5py.string_dtype())
+    else:
+        raise ValueError(f"unknown shard format for {path} (use .zarr or .h5)")
+
+
+def read_shard(path: str | os.PathLike[str], images: bool = True) -> Shard:
+    """Read a shard into memory; ``images=False`` skips the pixels (labels only)."""
+    path = Path(path)
+    names = ("images", "sex", "boneage", "true", "row") if images else ("sex", "boneage", "true",
+                                                                           "row")
+    if path.suffix == ".zarr":
+        import zarr
+
+        root = zarr.open_group(str(path), mode="r")
+        get = {name: root[name][...] for name in names}
+        ids = [str(i) for i in root.attrs["ids"]]
+    else:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            get = {name: f[name][...] for name in names}
+            ids = [i.decode() if isinstance(i, bytes) else str(i) for i in f["ids"][...]]
+    get.setdefault("images", np.zeros((0, 0, 0, 1), np.uint8))
+    return Shard(ids=ids, **get)
+
+
+def build_shard(rows: pd.DataFrame, out: str | os.PathLike[str], size: int,
+                shard_name: str) -> pd.DataFrame:
+    """Decode, QC and preprocess ``rows`` (manifest rows with ``abspath``) into one shard.
+
+    Returns the per-row verdicts (``row, status, reason, inverted, shard``);
+    a bad image is rejected with its reason, never raised.
+    """
+    images, keep, verdicts = [], [], []
+    for r in tqdm(rows.itertuples(index=False), total=len(rows), desc=shard_name, unit="img",
+                  mininterval=5.0):
+        reason, inverted = None, False
+        try:
+            img = decode(r.abspath)
+            verdict = qc.check(img)
+            reason, inverted = verdict.reason, verdict.inverted
+            if reason is None:
+                images.append(prepare(1.0 - img if inverted else img, size))
+                keep.append(r)
+        except DecodeError as exc:
+            reason = exc.reason
+        verdicts.append({"row": r.row, "status": "rejected" if reason else "accepted",
+                         "reason": reason, "inverted": inverted, "shard": shard_name})
+    shard = Shard(
+        images=(np.stack(images)[..., None] if images else np.zeros((0, size, size, 1), np.uint8)),
+        sex=np.array([1 if r.sex == "M" else 0 for r in keep], np.uint8),
+        boneage=np.array([r.boneage for r in keep], np.float32),
+        true=np.array([r.true_boneage for r in keep], np.float32),
+        row=np.array([r.row for r in keep], np.int64),
+        ids=[str(r.id) for r in keep],
+    )
+    write_shard(out, shard)
+    return pd.DataFrame(verdicts, columns=["row", "status", "reason", "inverted", "shard"])

@@ -1,0 +1,1 @@
+"""Synthetic cohorts: procedural phantoms of children's hand radiographs."""

@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny synthetic cohorts and shards, made on the fly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REAL_HANDS = REPO.parent / "shared" / "data" / "real-hands"
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory) -> Path:
+    """A 40-image synthetic cohort in the RSNA layout (with non-hands and inversions)."""
+    from boneage.synth.cohort import make_cohort
+
+    out = tmp_path_factory.mktemp("cohort")
+    make_cohort(out, 40, seed=5, nonhand_share=0.1, inverted_share=0.1)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory, tiny_cohort) -> tuple[list[str], pd.DataFrame]:
+    """The tiny cohort ingested at 32 px into Zarr shards of 12, with its split."""
+    from boneage.manifest import check_rows, finalise, plan_shards
+    from boneage.shards import build_shard
+    from boneage.sources import read_rsna
+    from boneage.split import make_split
+
+    out = tmp_path_factory.mktemp("shards")
+    rows = read_rsna(tiny_cohort / "labels.csv", tiny_cohort / "truth.csv")
+    checked = check_rows(rows, tiny_cohort / "images")
+    by_row = checked.set_index("row")
+    paths, verdicts = [], []
+    for plan in plan_shards(checked, 12):
+        path = out / f"{plan['shard']}.zarr"
+        verdicts.append(build_shard(by_row.loc[plan["rows"]].reset_index(), path, 32,
+                                    plan["shard"]))
+        paths.append(str(path))
+    manifest = finalise(checked, verdicts)
+    return paths, make_split(manifest, seed=1, val=0.25, test=0.25)
+
+
+@pytest.fixture
+def real_hands() -> list[Path]:
+    """The 10 real radiographs in shared/data/real-hands (skipped where absent)."""
+    files = sorted(REAL_HANDS.glob("*.png"))
+    if not files:
+        pytest.skip(f"real hand radiographs not found in {REAL_HANDS}")
+    return files
+
+
+def write_png(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
+    """Save an array as PNG (helper for tests that need odd image files)."""
+    from PIL import Image
+
+    Image.fromarray(array, mode=mode).save(path)
+    return path

@@ -1,0 +1,76 @@
+"""The whole DAG, from a tiny synthetic cohort to results/report.html, via snakemake."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "cohorts": {"tiny": {"source": "synthetic", "n": 48, "seed": 3, "nonhand_share": 0.1}},
+    "train_cohorts": ["tiny"],
+    "image_size": 32,
+    "shards": {"format": "zarr", "size": 16},
+    "split": {"val": 0.2, "test": 0.3},
+    "experiments": {"quick": {"epochs": 2, "batch_size": 8}},
+}
+
+
+def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+                           "--directory", str(workdir), "--profile", str(REPO / "profiles/local"),
+                           "--cores", "2", *args], capture_output=True, text=True, env=env,
+                          timeout=900)
+
+
+def test_tiny_workflow_end_to_end(tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
+    proc = _snakemake(tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = tmp_path / "results"
+    manifest = pd.read_csv(res / "cohorts/tiny/manifest.tsv", sep="\t")
+    assert len(manifest) == 48
+    index = json.loads((res / "cohorts/tiny/index.json").read_text())
+    assert len(index["shards"]) == 3
+    assert sum(s["images"] for s in index["shards"]) == (manifest["status"] == "accepted").sum()
+    metrics = json.loads((res / "metrics/quick/tiny.json").read_text())
+    assert metrics["label"]["all"]["n"] > 0 and "true" in metrics
+    html = (res / "report.html").read_text()
+    assert "quick" in html and "tiny" in html
+    for step in ("synth", "manifest", "shard", "index", "split", "train", "predict",
+                 "aggregate", "report"):
+        assert (tmp_path / "logs" / step).is_dir(), step
+        assert (tmp_path / "benchmarks" / step).is_dir(), step
+    # Nothing left to do on a second run.
+    again = _snakemake(tmp_path, "-n")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_hdf5_shards_and_lint(tmp_path):
+    cfg = {**TINY, "shards": {"format": "hdf5", "size": 16}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = _snakemake(tmp_path, "-n")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _snakemake(tmp_path, "results/cohorts/tiny/index.json")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(list((tmp_path / "results/cohorts/tiny/shards").glob("*.h5"))) == 3
+    shutil.rmtree(tmp_path / "results")
+
+
+def test_bad_config_names_the_key(tmp_path):
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({**TINY, "image_size": "big"}))
+    proc = _snakemake(tmp_path, "-n")
+    assert proc.returncode != 0 and "image_size" in proc.stdout + proc.stderr

@@ -1,0 +1,76 @@
+"""The manifest accounts for every source row, with a reason for each rejection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from boneage.manifest import REASONS, check_rows, finalise, plan_shards, summarise
+from boneage.shards import build_shard
+from boneage.sources import read_rsna
+from conftest import write_png
+
+
+def _bad_cohort(tmp_path):
+    img_dir = tmp_path / "images"
+    img_dir.mkdir()
+    rng = np.random.default_rng(0)
+    for i in ("1", "2", "3", "dup", "neg", "old", "nolabel", "nosex"):
+        write_png(img_dir / f"{i}.png", rng.integers(0, 255, (40, 30), np.uint8))
+    (img_dir / "empty.png").write_bytes(b"")
+    (img_dir / "text.png").write_text("not an image")
+    (tmp_path / "secret.png").write_bytes((img_dir / "1.png").read_bytes())
+    csv = tmp_path / "labels.csv"
+    csv.write_text("id,boneage,male\n"
+                   "1,120,True\n2,96,False\n3,30,True\n"
+                   "dup,60,True\ndup,61,True\n"
+                   "neg,-5,True\nold,260,False\nnolabel,,True\nnosex,100,maybe\n"
+                   "missing,100,True\nempty,100,True\ntext,100,False\n"
+                   "../secret,100,True\n")
+    return csv, img_dir
+
+
+def test_each_bad_row_gets_its_reason(tmp_path):
+    csv, img_dir = _bad_cohort(tmp_path)
+    checked = check_rows(read_rsna(csv), img_dir)
+    reasons = dict(zip(checked["id"] + "@" + checked["row"].astype(str), checked["reason"]))
+    assert reasons["dup@5"] == "duplicate_id" and reasons["dup@4"] is None
+    assert reasons["neg@6"] == "impossible_label"
+    assert reasons["old@7"] == "impossible_label"
+    assert reasons["nolabel@8"] == "missing_label"
+    assert reasons["nosex@9"] == "missing_sex"
+    assert reasons["missing@10"] == "missing_file"
+    assert reasons["empty@11"] == "empty_file"
+    assert reasons["../secret@13"] == "path_escapes_root"
+    assert reasons["text@12"] is None  # only found out when decoded
+    assert set(checked["reason"].dropna()) <= set(REASONS)
+
+
+def test_rows_in_equal_accepted_plus_rejected(tmp_path):
+    csv, img_dir = _bad_cohort(tmp_path)
+    checked = check_rows(read_rsna(csv), img_dir)
+    by_row = checked.set_index("row")
+    verdicts = []
+    for plan in plan_shards(checked, 3):
+        verdicts.append(build_shard(by_row.loc[plan["rows"]].reset_index(),
+                                    tmp_path / f"{plan['shard']}.zarr", 16, plan["shard"]))
+    manifest = finalise(checked, verdicts)
+    s = summarise(manifest)
+    assert s["rows"] == 13 == s["accepted"] + s["rejected"]
+    assert manifest.loc[manifest["id"] == "text", "reason"].item() == "unreadable_image"
+    # Random noise is no hand: the QC verdict lands in the manifest too.
+    assert set(manifest.loc[manifest["id"].isin(["1", "2", "3"]), "reason"]) == {"no_hand"}
+    assert sum(s["by_reason"].values()) == s["rejected"]
+
+
+def test_plan_shards_cuts_in_order():
+    checked = pd.DataFrame({"row": range(1, 11), "status": ["accepted"] * 9 + ["rejected"]})
+    plan = plan_shards(checked, 4)
+    assert [p["shard"] for p in plan] == ["s00000", "s00001", "s00002"]
+    assert [len(p["rows"]) for p in plan] == [4, 4, 1]
+
+
+def test_truth_side_file_joins(tiny_cohort):
+    rows = read_rsna(tiny_cohort / "labels.csv", tiny_cohort / "truth.csv")
+    assert rows["true_boneage"].notna().all()
+    assert rows["patient"].str.startswith("P").all()

@@ -1,0 +1,33 @@
+"""Metrics on hand-computed examples."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from boneage.metrics import band_of, breakdown, score
+
+
+def test_score_known_values():
+    s = score(np.array([10.0, 20, 30, 40]), np.array([10.0, 26, 18, 40]))
+    assert s["n"] == 4
+    assert s["mae"] == pytest.approx(4.5)
+    assert s["rmse"] == pytest.approx(np.sqrt((0 + 36 + 144 + 0) / 4))
+    assert s["bias"] == pytest.approx((0 - 6 + 12 + 0) / 4)
+    assert s["within_6"] == 0.75 and s["within_12"] == 1.0
+
+
+def test_nan_references_are_skipped():
+    assert score(np.array([1.0, 2.0]), np.array([np.nan, 2.0]))["n"] == 1
+    assert score(np.array([]), np.array([]))["n"] == 0
+
+
+def test_bands_and_breakdown():
+    assert list(band_of(np.array([12.0, 30, 100, 150, 200]))) == \
+        ["0-2 y", "2-6 y", "6-10 y", "10-14 y", "14-19 y"]
+    frame = pd.DataFrame({"pred": [10.0, 100, 160], "ref": [12.0, 90, 150],
+                          "sex": ["M", "F", "F"]})
+    b = breakdown(frame, "ref")
+    assert b["all"]["n"] == 3 and b["by_sex"]["F"]["mae"] == 10.0
+    assert b["by_band"]["0-2 y"]["mae"] == 2.0 and b["by_band"]["2-6 y"]["n"] == 0

@@ -1,0 +1,28 @@
+"""Deterministic split by patient."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from boneage.split import make_split, subset_of
+
+
+def test_deterministic_and_grouped_by_patient():
+    manifest = pd.DataFrame({"id": [str(i) for i in range(2000)],
+                             "patient": [f"p{i // 2}" for i in range(2000)],
+                             "status": ["accepted"] * 1999 + ["rejected"]})
+    a = make_split(manifest, seed=7, val=0.1, test=0.2)
+    b = make_split(manifest.sample(frac=1.0, random_state=1), seed=7, val=0.1, test=0.2)
+    assert len(a) == 1999
+    assert a.set_index("id")["subset"].equals(b.set_index("id")["subset"].loc[a["id"]])
+    assert (a.groupby("patient")["subset"].nunique() == 1).all()
+    shares = a["subset"].value_counts(normalize=True)
+    assert abs(shares["test"] - 0.2) < 0.04 and abs(shares["val"] - 0.1) < 0.03
+    c = make_split(manifest, seed=8, val=0.1, test=0.2)
+    assert not a["subset"].equals(c["subset"])
+
+
+def test_subset_of_is_stable():
+    assert subset_of("patient-1", 42, 0.1, 0.2) == subset_of("patient-1", 42, 0.1, 0.2)
+    assert subset_of("x", 1, 0.0, 1.0) == "test"
+    assert subset_of("x", 1, 0.0, 0.0) == "train"

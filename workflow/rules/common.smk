@@ -1,0 +1,114 @@
+# Helpers shared by the rule files: config validation, path and input functions.
+import json
+
+from boneage.config import validate as validate_config
+from boneage.resources import estimate_mem_mb, machine_memory_mb
+from boneage.shards import FORMATS
+
+# The package's validator fills defaults and names each bad key (dotted path);
+# it reads the same workflow/schemas/config.schema.yaml as snakemake's validate().
+validate_config(config)
+
+# Locally, this machine's memory is a resource, so concurrent jobs fit in it.
+if workflow.local_exec and "mem_mb" not in workflow.global_resources:
+    workflow.register_resource("mem_mb", machine_memory_mb())
+
+COHORTS = list(config["cohorts"])
+EXPERIMENTS = list(config["experiments"])
+SHARD_EXT = FORMATS[config["shards"]["format"]]
+
+
+wildcard_constraints:
+    cohort="[A-Za-z0-9_-]+",
+    experiment="[A-Za-z0-9_-]+",
+    shard=r"s\d{5}",
+
+
+def cohort_spec(cohort):
+    """The cohort's source paths; a synthetic cohort is rendered under results/sources/."""
+    spec = dict(config["cohorts"][cohort])
+    if spec["source"] == "synthetic":
+        base = f"results/sources/{cohort}"
+        spec.update(csv=f"{base}/labels.csv", truth=f"{base}/truth.csv", images=f"{base}/images")
+    return spec
+
+
+def get_source_files(wildcards):
+    """Files the manifest of a cohort depends on."""
+    spec = cohort_spec(wildcards.cohort)
+    files = {"csv": spec["csv"]}
+    if spec.get("truth"):
+        files["truth"] = spec["truth"]
+    if spec["source"] == "synthetic":
+        files["images"] = spec["images"]
+    return files
+
+
+def get_manifest_args(wildcards):
+    """Command-line arguments naming the cohort's source for `boneage manifest`."""
+    spec = cohort_spec(wildcards.cohort)
+    args = f"--source {spec['source']} --csv {spec['csv']} --images {spec['images']}"
+    return args + (f" --truth {spec['truth']}" if spec.get("truth") else "")
+
+
+def shard_ids(cohort):
+    """Shard names of a cohort, known once its manifest checkpoint has run."""
+    plan = checkpoints.manifest.get(cohort=cohort).output.plan
+    with open(plan) as fh:
+        return [s["shard"] for s in json.load(fh)["shards"]]
+
+
+def get_shards(wildcards):
+    return expand(
+        "results/cohorts/{cohort}/shards/{shard}" + SHARD_EXT,
+        cohort=wildcards.cohort,
+        shard=shard_ids(wildcards.cohort),
+    )
+
+
+def get_shard_qc(wildcards):
+    return expand(
+        "results/cohorts/{cohort}/qc/{shard}.tsv",
+        cohort=wildcards.cohort,
+        shard=shard_ids(wildcards.cohort),
+    )
+
+
+def get_shard_predictions(wildcards):
+    return expand(
+        "results/predictions/{experiment}/{cohort}/{shard}.tsv",
+        experiment=wildcards.experiment,
+        cohort=wildcards.cohort,
+        shard=shard_ids(wildcards.cohort),
+    )
+
+
+def get_experiment_json(wildcards):
+    """The experiment's settings, with the global input size, for `boneage train`."""
+    exp = dict(config["experiments"][wildcards.experiment])
+    exp["image_size"] = config["image_size"]
+    return json.dumps(exp, sort_keys=True)
+
+
+def get_trained_flag(wildcards):
+    return "--trained-on-cohort" if wildcards.cohort in config["train_cohorts"] else ""
+
+
+def get_mem_mb(step):
+    """Resource function: the planner's memory estimate, growing with each retry."""
+
+    def mem_mb(wildcards, attempt):
+        return attempt * estimate_mem_mb(
+            step, config["image_size"], config["shards"]["size"]
+        )
+
+    return mem_mb
+
+
+def get_synth_args(wildcards):
+    """Command-line arguments of `boneage synth` for a synthetic cohort."""
+    c = config["cohorts"][wildcards.cohort]
+    return (
+        f"--n {c['n']} --seed {c['seed']} --nonhand-share {c['nonhand_share']}"
+        f" --inverted-share {c['inverted_share']}"
+    )

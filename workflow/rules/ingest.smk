@@ -1,0 +1,64 @@
+# Ingest: table checks and shard plan (checkpoint), one job per shard, cohort index.
+
+
+checkpoint manifest:
+    input:
+        unpack(get_source_files),
+    output:
+        rows="results/cohorts/{cohort}/rows.tsv",
+        plan="results/cohorts/{cohort}/plan.json",
+    params:
+        source=get_manifest_args,
+        shard_size=config["shards"]["size"],
+    log:
+        "logs/manifest/{cohort}.log",
+    benchmark:
+        "benchmarks/manifest/{cohort}.tsv"
+    shell:
+        "boneage manifest {params.source} --shard-size {params.shard_size}"
+        " --rows {output.rows} --plan {output.plan} > {log} 2>&1"
+
+
+rule shard:
+    input:
+        rows="results/cohorts/{cohort}/rows.tsv",
+        plan="results/cohorts/{cohort}/plan.json",
+    output:
+        shard=(
+            directory("results/cohorts/{cohort}/shards/{shard}.zarr")
+            if SHARD_EXT == ".zarr"
+            else "results/cohorts/{cohort}/shards/{shard}.h5"
+        ),
+        qc="results/cohorts/{cohort}/qc/{shard}.tsv",
+    params:
+        size=config["image_size"],
+    resources:
+        mem_mb=get_mem_mb("shard"),
+    log:
+        "logs/shard/{cohort}/{shard}.log",
+    benchmark:
+        "benchmarks/shard/{cohort}/{shard}.tsv"
+    shell:
+        "boneage shard --rows {input.rows} --plan {input.plan} --shard {wildcards.shard}"
+        " --size {params.size} --out {output.shard} --qc {output.qc} > {log} 2>&1"
+
+
+rule index:
+    input:
+        rows="results/cohorts/{cohort}/rows.tsv",
+        qc=get_shard_qc,
+        shards=get_shards,
+    output:
+        manifest=report(
+            "results/cohorts/{cohort}/manifest.tsv",
+            caption="../report/manifest.rst",
+            category="Ingest",
+        ),
+        index="results/cohorts/{cohort}/index.json",
+    log:
+        "logs/index/{cohort}.log",
+    benchmark:
+        "benchmarks/index/{cohort}.tsv"
+    shell:
+        "boneage index --rows {input.rows} --qc {input.qc} --shards {input.shards}"
+        " --manifest {output.manifest} --index {output.index} > {log} 2>&1"

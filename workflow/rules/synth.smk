@@ -1,0 +1,19 @@
+# Render a built-in synthetic cohort (RSNA training layout).
+
+
+rule synth:
+    output:
+        csv="results/sources/{cohort}/labels.csv",
+        truth="results/sources/{cohort}/truth.csv",
+        images=directory("results/sources/{cohort}/images"),
+    params:
+        args=get_synth_args,
+    # Rendering is CPU-bound and runs in worker processes: use every core given.
+    threads: workflow.cores
+    log:
+        "logs/synth/{cohort}.log",
+    benchmark:
+        "benchmarks/synth/{cohort}.tsv"
+    shell:
+        "boneage synth --out results/sources/{wildcards.cohort} {params.args}"
+        " --workers {threads} > {log} 2>&1"
