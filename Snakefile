@@ -1,6 +1,11 @@
 # boneage: cohort-scale pediatric bone-age estimation.
 # Thin on purpose: configuration, rule files (one per stage), targets.
 # All logic lives in the boneage package (see boneage/cli.py).
+#
+# `snakemake --lint` asks for a conda env or container per rule. There is
+# deliberately one software environment for all rules: the pinned .venv made
+# by scripts/setup.sh, where Horovod is compiled against the installed
+# TensorFlow with the site's MPI; per-rule envs would each need that build.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -10,6 +15,12 @@ configfile: "config.yaml"
 
 
 report: "workflow/report/workflow.rst"
+
+
+wildcard_constraints:
+    cohort="[A-Za-z0-9_-]+",
+    experiment="[A-Za-z0-9_-]+",
+    shard=r"s\d{5}",
 
 
 include: "workflow/rules/common.smk"

@@ -34,7 +34,8 @@ def _with_defaults(cls):
     return jsonschema.validators.extend(cls, {"properties": set_defaults})
 
 
-def validate(config: dict[str, Any], schema_path: str | os.PathLike[str] = SCHEMA) -> dict[str, Any]:
+def validate(config: dict[str, Any],
+             schema_path: str | os.PathLike[str] = SCHEMA) -> dict[str, Any]:
     """Validate ``config`` in place (defaults filled in) and return it."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)

@@ -80,8 +80,7 @@ def make_dataset(paths: Sequence[str | os.PathLike[str]], image_size: int, batch
         return _examples(paths, keep, training, seed * 1000 + calls[0])
 
     ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    n = n_examples if n_examples is not None else None
-    if n is not None and n * image_size * image_size / 2**20 <= cache_mb:
+    if n_examples is not None and n_examples * image_size * image_size / 2**20 <= cache_mb:
         ds = ds.cache()
     if training:
         ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True).repeat()

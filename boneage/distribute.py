@@ -59,6 +59,21 @@ class HorovodDistribution(Distribution):
         self.hvd.broadcast_variables(variables, root_rank=0)
 
 
+def set_threads(intra_op: int | None, inter_op: int = 2) -> None:
+    """Size TensorFlow's thread pools; a no-op (with a note) once TF has started."""
+    if not intra_op:
+        return
+    import tensorflow as tf
+
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+        tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+    except RuntimeError:
+        current = tf.config.threading.get_intra_op_parallelism_threads()
+        print(f"TensorFlow already started; keeping {current or 'default'} intra-op threads",
+              flush=True)
+
+
 def detect() -> Distribution:
     """Horovod when launched with several ranks, else a single process."""
     launched = any(k in os.environ for k in ("HOROVOD_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK"))

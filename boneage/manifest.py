@@ -102,5 +102,6 @@ def summarise(manifest: pd.DataFrame) -> dict[str, object]:
         "accepted": int((manifest["status"] == "accepted").sum()),
         "rejected": int(len(rejected)),
         "by_reason": {str(k): int(v) for k, v in rejected["reason"].value_counts().items()},
-        "inverted_corrected": int((manifest["inverted"].astype(str) == "True").sum()),
+        "inverted_corrected": int(((manifest["inverted"].astype(str) == "True")
+                                   & (manifest["status"] == "accepted")).sum()),
     }

@@ -49,6 +49,11 @@ def small_cnn_features(image):
 BACKBONES: dict[str, Callable] = {"small_cnn": small_cnn_features}
 
 
+def load_model(path) -> keras.Model:
+    """Load a saved boneage model (this module registers its custom layers)."""
+    return keras.models.load_model(path)
+
+
 def build_model(backbone: str, image_size: int, target_mean: float = 127.0,
                 target_sd: float = 41.0, dropout: float = 0.2) -> keras.Model:
     """Build a regressor; ``target_mean``/``target_sd`` set the output scale (months)."""

@@ -15,12 +15,11 @@ PREDICTION_COLUMNS = ["id", "row", "sex", "boneage", "true_boneage", "pred"]
 def predict_shard(model_path: str | os.PathLike[str], shard_path: str | os.PathLike[str],
                   batch_size: int = 64, threads: int | None = None) -> pd.DataFrame:
     """Run the saved model over a shard; one row per image (columns: PREDICTION_COLUMNS)."""
-    import keras
-    import tensorflow as tf
+    from boneage.distribute import set_threads
+    from boneage.models import load_model
 
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-    model = keras.models.load_model(model_path)
+    set_threads(threads)
+    model = load_model(model_path)
     shard = read_shard(shard_path)
     preds = np.zeros(len(shard), np.float32)
     for i in range(0, len(shard), batch_size):

@@ -20,7 +20,6 @@ import numpy as np
 
 from boneage.preprocess import blur_image, border_level
 
-
 #: Share of image rows that must look like separate fingers for a hand verdict.
 MIN_FINGER_ROWS = 0.06
 #: Grey-level spread (1st-99th percentile, smoothed) below which a film is blank.

@@ -48,7 +48,8 @@ def parse_months(value: Any) -> float:
         return float("nan")
 
 
-def read_rsna(csv: str | os.PathLike[str], truth: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+def read_rsna(csv: str | os.PathLike[str],
+              truth: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """Read an RSNA 2017 training CSV (``id,boneage,male``); images are ``<id>.png``.
 
     ``truth`` optionally names a side file (``id,true_boneage[,patient]``) whose

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from boneage.atomic import atomic_path, write_json, write_tsv
-from boneage.distribute import Distribution
+from boneage.distribute import Distribution, set_threads
 
 
 @dataclass
@@ -84,16 +84,14 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
     import tensorflow as tf
 
     from boneage.data import count_examples, make_dataset
-    from boneage.models import build_model
+    from boneage.models import build_model, load_model
 
     dist = dist or Distribution()
     out = Path(out_dir)
     ckpt_dir = out / "checkpoint"
     if dist.is_chief:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(2)
+    set_threads(threads)
     keras.utils.set_random_seed(exp.seed + dist.rank)
 
     train_ids, val_ids = subset_ids(split, "train"), subset_ids(split, "val")
@@ -106,8 +104,7 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
                             n_examples=n_mine)
     if not exp.augment:
         train_ds = train_ds.repeat()
-    val_shards = shards[dist.rank::dist.size] if len(shards) >= dist.size else (
-        shards if dist.is_chief else [])
+    val_shards = shards[dist.rank::dist.size]  # every rank scores its slice; sums are reduced
     val_ds = make_dataset(val_shards, exp.image_size, 64, keep=val_ids,
                           n_examples=count_examples(val_shards, val_ids))
 
@@ -115,7 +112,7 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
     start_epoch, history = 0, []
     if state_file.exists():
         state = json.loads(state_file.read_text())
-        model = keras.models.load_model(ckpt_dir / "last.keras")
+        model = load_model(ckpt_dir / "last.keras")
         optimizer = model.optimizer
         start_epoch, history = state["epoch"] + 1, state["history"]
         print(f"resuming {exp.name} after epoch {state['epoch'] + 1}/{exp.epochs}", flush=True)
@@ -155,7 +152,8 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
         for inputs, y in val_ds:
             e, k = eval_step(inputs, y)
             err, n = err + float(e), n + float(k)
-        val_mae = dist.average(err / max(n, 1.0)) if n or dist.size > 1 else float("nan")
+        total = dist.average(n)
+        val_mae = dist.average(err) / total if total else float("nan")
         row = {"epoch": epoch + 1, "loss": dist.average(float(np.mean(losses))),
                "val_mae": val_mae, "lr": lr, "seconds": round(seconds, 2),
                "images_per_s": round(steps * exp.batch_size * dist.size / seconds, 1)}

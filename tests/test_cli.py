@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pandas as pd
+from conftest import REPO
 
 from boneage.cli import main
-from conftest import REPO
 
 
 def test_check_config_cli(tmp_path):

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 import yaml
+from conftest import REPO
 
 from boneage.config import ConfigError, load, validate
-from conftest import REPO
 
 
 def test_default_config_is_valid_and_gets_defaults():

@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO
 
 pytestmark = pytest.mark.slow
@@ -59,7 +58,7 @@ def test_tiny_workflow_end_to_end(tmp_path):
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
-def test_hdf5_shards_and_lint(tmp_path):
+def test_hdf5_shards(tmp_path):
     cfg = {**TINY, "shards": {"format": "hdf5", "size": 16}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     proc = _snakemake(tmp_path, "-n")
@@ -74,3 +73,13 @@ def test_bad_config_names_the_key(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({**TINY, "image_size": "big"}))
     proc = _snakemake(tmp_path, "-n")
     assert proc.returncode != 0 and "image_size" in proc.stdout + proc.stderr
+
+
+def test_lint_only_asks_for_conda_envs(tmp_path):
+    """`snakemake --lint` is clean except the per-rule conda env (see the Snakefile)."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
+    proc = _snakemake(tmp_path, "--lint")
+    findings = [line.strip() for line in (proc.stdout + proc.stderr).splitlines()
+                if line.strip().startswith("* ")]
+    assert findings, "lint printed nothing: did it run?"
+    assert all("conda environment or container" in f for f in findings), findings

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from conftest import write_png
 
 from boneage.manifest import REASONS, check_rows, finalise, plan_shards, summarise
 from boneage.shards import build_shard
 from boneage.sources import read_rsna
-from conftest import write_png
 
 
 def _bad_cohort(tmp_path):
@@ -74,3 +74,12 @@ def test_truth_side_file_joins(tiny_cohort):
     rows = read_rsna(tiny_cohort / "labels.csv", tiny_cohort / "truth.csv")
     assert rows["true_boneage"].notna().all()
     assert rows["patient"].str.startswith("P").all()
+
+
+def test_summary_counts_inversions_of_accepted_images_only():
+    manifest = pd.DataFrame({"status": ["accepted", "accepted", "rejected", "rejected"],
+                             "reason": [None, None, "no_hand", "missing_file"],
+                             "inverted": [True, False, True, False]})
+    s = summarise(manifest)
+    assert s == {"rows": 4, "accepted": 2, "rejected": 2, "inverted_corrected": 1,
+                 "by_reason": {"no_hand": 1, "missing_file": 1}}

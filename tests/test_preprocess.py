@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import write_png
 from PIL import Image
 
 from boneage.preprocess import DecodeError, decode, pad_square, prepare
-from conftest import write_png
 
 
 def test_decode_bit_depths_and_modes(tmp_path):

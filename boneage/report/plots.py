@@ -47,8 +47,10 @@ def bland_altman(frame: pd.DataFrame, ref: str, title: str) -> str:
     ax.scatter(mean, diff, s=6, alpha=0.5, color="#555")
     for y, style in ((bias, "-"), (bias + 1.96 * sd, "--"), (bias - 1.96 * sd, "--")):
         ax.axhline(y, color="#d62728", ls=style, lw=1)
-    ax.set(xlabel="mean of predicted and reference (years)", ylabel="predicted - reference (months)",
-           title=f"{title}\nbias {bias:+.1f} mo, limits {bias - 1.96 * sd:+.1f} to {bias + 1.96 * sd:+.1f}")
+    lo, hi = bias - 1.96 * sd, bias + 1.96 * sd
+    ax.set(xlabel="mean of predicted and reference (years)",
+           ylabel="predicted - reference (months)",
+           title=f"{title}\nbias {bias:+.1f} mo, limits of agreement {lo:+.1f} to {hi:+.1f}")
     return to_uri(fig)
 
 

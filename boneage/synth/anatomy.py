@@ -170,7 +170,7 @@ def build_hand(bone_age_months: float, male: bool, rng: np.random.Generator,
         segs = ("mc", "pp", "dp") if thumb else SEGMENTS
         extra = {"little": -16.0, "ring": -6.0, "middle": 0.0, "index": 8.0, "thumb": 12.0}[ray]
         pos = np.array(base) * scale
-        for i, (seg, length) in enumerate(zip(segs, lengths)):
+        for seg, length in zip(segs, lengths):
             ang = angle + (0.0 if seg == "mc" else extra * spread) + rng.normal(0.0, 1.5)
             axis = _direction(ang)
             seg_len = length * scale * rng.normal(1.0, 0.02)

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from boneage.preprocess import blur_image
-from boneage.synth.anatomy import Hand, Shaft, build_hand
+from boneage.synth.anatomy import Hand, build_hand
 
 NONHAND_KINDS = ("blank", "chest", "text", "knee")
 
@@ -147,7 +147,7 @@ def render_hand(bone_age_months: float, male: bool, rng: np.random.Generator) ->
     for p0, p1, hw in hand.soft_capsules:
         canvas.capsule(to_px(p0), to_px(p1), hw * px_per_mm, soft=True)
     for s in hand.shafts:
-        _draw_shaft(canvas, s, to_px, px_per_mm)
+        canvas.capsule(to_px(s.p0), to_px(s.p1), s.half_width * px_per_mm, s.flare, s.medulla)
     for e in hand.centres:
         canvas.ellipse(to_px(e.center), (e.half_axes[0] * px_per_mm, e.half_axes[1] * px_per_mm),
                        e.angle + theta, e.density)
@@ -160,10 +160,6 @@ def render_hand(bone_age_months: float, male: bool, rng: np.random.Generator) ->
 def _soft_scale(hand: Hand) -> float:
     """Soft-tissue thickness scales with hand size (the extent's height, ~255 mm adult)."""
     return (hand.extent[3] - hand.extent[2]) / 255.0
-
-
-def _draw_shaft(canvas: Canvas, s: Shaft, to_px, px_per_mm: float) -> None:
-    canvas.capsule(to_px(s.p0), to_px(s.p1), s.half_width * px_per_mm, s.flare, s.medulla)
 
 
 def render_nonhand(kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -182,14 +178,15 @@ def render_nonhand(kind: str, rng: np.random.Generator) -> np.ndarray:
     canvas = Canvas((rows, cols))
     px_per_mm = min(rows, cols) / rng.uniform(250, 400)
     if kind == "chest":
-        cx, cy = cols / 2, rows / 2
+        cx = cols / 2
         canvas.capsule((cx, rows * 0.05), (cx, rows * 0.95), cols * 0.42, soft=True)
         canvas.soft *= 0.35
         for side in (-1, 1):  # ribs: arcs of bone across each lung field
             for k in range(9):
                 yk = rows * (0.18 + 0.075 * k)
-                canvas.capsule((cx + side * cols * 0.05, yk), (cx + side * cols * 0.38, yk + rows * 0.06),
-                               rows * 0.008, medulla=0.5)
+                canvas.capsule((cx + side * cols * 0.05, yk),
+                               (cx + side * cols * 0.38, yk + rows * 0.06), rows * 0.008,
+                               medulla=0.5)
         canvas.capsule((cx, rows * 0.05), (cx, rows * 0.95), cols * 0.035, medulla=0.4)
         for side in (-1, 1):
             canvas.ellipse((cx + side * cols * 0.37, rows * 0.14), (cols * 0.02, cols * 0.12),

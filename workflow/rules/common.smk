@@ -1,4 +1,4 @@
-# Helpers shared by the rule files: config validation, path and input functions.
+# Helpers shared by all .smk files: config validation, path and input functions.
 import json
 
 from boneage.config import validate as validate_config
@@ -16,12 +16,7 @@ if workflow.local_exec and "mem_mb" not in workflow.global_resources:
 COHORTS = list(config["cohorts"])
 EXPERIMENTS = list(config["experiments"])
 SHARD_EXT = FORMATS[config["shards"]["format"]]
-
-
-wildcard_constraints:
-    cohort="[A-Za-z0-9_-]+",
-    experiment="[A-Za-z0-9_-]+",
-    shard=r"s\d{5}",
+SHARD = f"results/cohorts/{{cohort}}/shards/{{shard}}{SHARD_EXT}"
 
 
 def cohort_spec(cohort):
@@ -60,7 +55,7 @@ def shard_ids(cohort):
 
 def get_shards(wildcards):
     return expand(
-        "results/cohorts/{cohort}/shards/{shard}" + SHARD_EXT,
+        SHARD,
         cohort=wildcards.cohort,
         shard=shard_ids(wildcards.cohort),
     )

@@ -24,11 +24,8 @@ rule shard:
         rows="results/cohorts/{cohort}/rows.tsv",
         plan="results/cohorts/{cohort}/plan.json",
     output:
-        shard=(
-            directory("results/cohorts/{cohort}/shards/{shard}.zarr")
-            if SHARD_EXT == ".zarr"
-            else "results/cohorts/{cohort}/shards/{shard}.h5"
-        ),
+        # Zarr shards are folders, HDF5 shards files.
+        shard=directory(SHARD) if SHARD_EXT == ".zarr" else SHARD,
         qc="results/cohorts/{cohort}/qc/{shard}.tsv",
     params:
         size=config["image_size"],

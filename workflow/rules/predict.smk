@@ -4,7 +4,7 @@
 rule predict:
     input:
         model="results/models/{experiment}/model.keras",
-        shard="results/cohorts/{cohort}/shards/{shard}" + SHARD_EXT,
+        shard=SHARD,
     output:
         "results/predictions/{experiment}/{cohort}/{shard}.tsv",
     threads: 1

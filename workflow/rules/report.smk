@@ -23,4 +23,4 @@ rule report:
         "benchmarks/report/report.tsv"
     shell:
         "boneage report --results results --benchmarks benchmarks"
-        " --config '{params.config}' --out {output} > {log} 2>&1"
+        " --config {params.config:q} --out {output} > {log} 2>&1"

@@ -24,7 +24,7 @@ rule train_model:
     benchmark:
         "benchmarks/train/{experiment}.tsv"
     shell:
-        "boneage train --name {wildcards.experiment} --experiment '{params.experiment}'"
+        "boneage train --name {wildcards.experiment} --experiment {params.experiment:q}"
         " --index {input.index} --split {input.split}"
         " --out-dir results/models/{wildcards.experiment} --threads {threads} > {log} 2>&1"
 

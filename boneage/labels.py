@@ -1,0 +1,70 @@
+"""Parse bone-age cells typed by hand in hospital spreadsheets.
+
+Every cell keeps its original string; :func:`parse_label` returns a value (in
+the sheet's unit) and a status:
+
+=============  ======================================  ======================
+status         examples                                value
+=============  ======================================  ======================
+exact          ``16``, ``13.5``                        the number
+range          ``12-13``, ``-- 8-9``, ``--15.5-\\n16``   the midpoint
+censored       ``13 +``, ``15+``, ``> 16``             the lower bound
+missing        ``N/A``, ``:``, empty                   none
+unparseable    ``(2009/09/24)``, ``twelve``            none
+=============  ======================================  ======================
+
+Only ``exact`` and ``range`` labels train by default; ``censored`` ones when
+the config allows.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+STATUSES = ("exact", "range", "censored", "missing", "unparseable")
+TRAINABLE = ("exact", "range")
+MISSING_TOKENS = {"", "n/a", "na", "nan", "none", "null", ":", "-", "--", "?", "nil", "/"}
+
+_NUM = r"(\d+(?:[.,]\d+)?)"
+_EXACT = re.compile(rf"^{_NUM}$")
+_RANGE = re.compile(rf"^{_NUM}\s*(?:-|–|—|~|to)\s*{_NUM}$")
+_CENSORED = re.compile(rf"^(?:>=?|≥)?\s*{_NUM}\s*\+?$")
+
+
+@dataclass(frozen=True)
+class Label:
+    """A parsed cell: ``value`` (sheet unit, NaN when none), ``status``, ``raw`` string."""
+
+    value: float
+    status: str
+    raw: str
+
+
+def _num(text: str) -> float:
+    return float(text.replace(",", "."))
+
+
+def parse_label(cell: Any) -> Label:
+    """Parse one spreadsheet cell (str, number or None) into a :class:`Label`."""
+    if cell is None or (isinstance(cell, float) and math.isnan(cell)):
+        return Label(math.nan, "missing", "")
+    raw = str(cell)
+    if isinstance(cell, (int, float)) and not isinstance(cell, bool):
+        return Label(float(cell), "exact", raw)
+    text = re.sub(r"\s*\n\s*", "", raw).strip()  # "--15.5-\n16" -> "--15.5-16"
+    text = re.sub(r"^[-–—\s]+(?=\d)", "", text)  # leading dashes are noise, not signs
+    if text.lower() in MISSING_TOKENS:
+        return Label(math.nan, "missing", raw)
+    if m := _EXACT.match(text):
+        return Label(_num(m.group(1)), "exact", raw)
+    if m := _RANGE.match(text):
+        lo, hi = _num(m.group(1)), _num(m.group(2))
+        if lo <= hi:
+            return Label((lo + hi) / 2, "range", raw)
+        return Label(math.nan, "unparseable", raw)
+    if ("+" in text or text.startswith((">", "≥"))) and (m := _CENSORED.match(text)):
+        return Label(_num(m.group(1)), "censored", raw)
+    return Label(math.nan, "unparseable", raw)
