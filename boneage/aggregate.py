@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from boneage import metrics
+from boneage.manifest import TRAINABLE
 
 
 def aggregate(predictions: list[pd.DataFrame], split: pd.DataFrame | None, train_mean: float,
@@ -21,11 +22,14 @@ def aggregate(predictions: list[pd.DataFrame], split: pd.DataFrame | None, train
         columns=["id", "row", "sex", "boneage", "true_boneage", "pred"])
     frame["id"] = frame["id"].astype(str)
     if split is not None:
-        frame = frame.merge(split[["id", "subset"]].astype(str), on="id", how="left")
+        cols = [c for c in ("id", "subset", "label_status") if c in split]
+        frame = frame.merge(split[cols].astype(str), on="id", how="left")
     else:
         frame["subset"] = "test"
     frame = frame.sort_values("row").reset_index(drop=True)
     held = frame[frame["subset"] == "test"] if trained_on_cohort else frame
+    if "label_status" in held:  # a censored label is a bound, not a value to score against
+        held = held[held["label_status"].isin(TRAINABLE) | held["label_status"].isna()]
     result: dict[str, object] = {
         "held_out": "test subset" if trained_on_cohort else "all images",
         "n_images": int(len(frame)),

@@ -27,17 +27,17 @@ def cmd_synth(a: argparse.Namespace) -> None:
 
 
 def cmd_manifest(a: argparse.Namespace) -> None:
-    from boneage.manifest import check_rows, plan_shards
-    from boneage.sources import read_source
+    from boneage.manifest import build_manifest
 
-    spec = {"source": a.source, "csv": a.csv, "images": a.images, "truth": a.truth}
-    rows, root = read_source(spec)
-    checked = check_rows(rows, root)
-    plan = plan_shards(checked, a.shard_size)
+    spec = json.loads(a.spec)
+    checked, plan, unmatched = build_manifest(spec, a.shard_size)
     write_tsv(a.rows, checked)
-    write_json(a.plan, {"image_root": str(root), "shards": plan})
+    write_json(a.plan, {"shards": plan, "unmatched_corrections": unmatched})
     print(f"{len(checked)} rows: {int((checked.status == 'accepted').sum())} pass table checks, "
           f"{len(plan)} shards")
+    if unmatched:
+        print(f"warning: {len(unmatched)} correction(s) name ids not in the source: "
+              f"{', '.join(unmatched[:10])}")
 
 
 def cmd_shard(a: argparse.Namespace) -> None:
@@ -145,10 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--inverted-share", type=float, default=0.03)
 
     s = add("manifest", cmd_manifest, "check source rows and plan the shards")
-    s.add_argument("--source", required=True, choices=["rsna", "synthetic"])
-    s.add_argument("--csv", required=True)
-    s.add_argument("--images", required=True)
-    s.add_argument("--truth")
+    s.add_argument("--spec", required=True, help="the cohort's config entry as JSON")
     s.add_argument("--shard-size", type=int, default=256)
     s.add_argument("--rows", required=True, help="output: checked rows (TSV)")
     s.add_argument("--plan", required=True, help="output: shard plan (JSON)")

@@ -29,7 +29,7 @@ TRAINABLE = ("exact", "range")
 MISSING_TOKENS = {"", "n/a", "na", "nan", "none", "null", ":", "-", "--", "?", "nil", "/"}
 
 _NUM = r"(\d+(?:[.,]\d+)?)"
-_EXACT = re.compile(rf"^{_NUM}$")
+_EXACT = re.compile(r"^(-?\d+(?:[.,]\d+)?)$")  # a sign is allowed: "-5" is impossible
 _RANGE = re.compile(rf"^{_NUM}\s*(?:-|–|—|~|to)\s*{_NUM}$")
 _CENSORED = re.compile(rf"^(?:>=?|≥)?\s*{_NUM}\s*\+?$")
 
@@ -55,7 +55,8 @@ def parse_label(cell: Any) -> Label:
     if isinstance(cell, (int, float)) and not isinstance(cell, bool):
         return Label(float(cell), "exact", raw)
     text = re.sub(r"\s*\n\s*", "", raw).strip()  # "--15.5-\n16" -> "--15.5-16"
-    text = re.sub(r"^[-–—\s]+(?=\d)", "", text)  # leading dashes are noise, not signs
+    # "--15.5-16", "-- 8-9": a run of dashes (or a dash and a space) is noise; "-5" is a sign.
+    text = re.sub(r"^(?:[-–—]{2,}|[-–—]\s)\s*(?=\d)", "", text)
     if text.lower() in MISSING_TOKENS:
         return Label(math.nan, "missing", raw)
     if m := _EXACT.match(text):

@@ -1,14 +1,16 @@
 """The manifest: every source row, accepted or rejected with a reason.
 
 Two stages write it. :func:`check_rows` runs the cheap checks on the table
-(paths, labels, sex, duplicates) before any pixel is read and plans the
-shards; each shard job then decodes and QCs its rows; :func:`finalise`
-merges the shard verdicts back, so the final manifest holds every source
-row once: ``rows in = accepted + rejected``.
+(paths, labels, sex, duplicates, review decisions) before any pixel is read,
+and :func:`plan_shards` cuts the source into shards; each shard job then
+decodes and QCs its rows; :func:`finalise` merges the shard verdicts back,
+so the final manifest holds every source row once:
+``rows in = accepted + rejected``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -17,18 +19,26 @@ import pandas as pd
 
 #: Rejection reasons and what they mean (shown in the report).
 REASONS = {
+    "unreadable_image": "not an image, truncated or corrupt",
+    "missing_id": "no study identifier",
+    "deleted_by_review": "deleted by a reviewer (corrections file)",
+    "flagged_by_review": "flagged as problematic by a reviewer (corrections file)",
     "duplicate_id": "id already used by an earlier row",
     "path_escapes_root": "image path points outside the image folder",
     "missing_file": "image file not found",
     "empty_file": "image file has 0 bytes",
-    "missing_label": "no bone age",
-    "impossible_label": "bone age negative or over 20 years",
+    "missing_label": "no bone age (empty, N/A)",
+    "unparseable_label": "bone age cell could not be read (e.g. a date)",
+    "impossible_label": "bone age negative, over 20 years or not a number",
     "missing_sex": "sex missing or not M/F",
-    "unreadable_image": "not an image, truncated or corrupt",
     "decompression_bomb": "absurd pixel count",
+    "unsupported_compression": "DICOM compression without an installed decoder",
+    "too_small": "quality control: under 100 pixels on a side",
     "no_hand": "quality control: not a hand radiograph",
 }
 MAX_MONTHS = 240.0
+#: Label statuses that train by default (censored ones when the config says so).
+TRAINABLE = ("exact", "range", "corrected")
 
 
 def check_rows(rows: pd.DataFrame, image_root: str | os.PathLike[str]) -> pd.DataFrame:
@@ -40,14 +50,19 @@ def check_rows(rows: pd.DataFrame, image_root: str | os.PathLike[str]) -> pd.Dat
     """
     root = Path(image_root).resolve()
     out = rows.copy()
+    if "error" not in out:
+        out["error"] = None
     reasons: list[str | None] = []
     seen: set[str] = set()
     abspaths: list[str] = []
     for r in out.itertuples(index=False):
         path = (root / str(r.path)).resolve()
         abspaths.append(str(path))
-        reason = None
-        if r.id in seen:
+        reason = r.error if isinstance(r.error, str) and r.error else None
+        labelled = r.label_status != "unlabelled"
+        if reason:
+            pass
+        elif r.id in seen:
             reason = "duplicate_id"
         elif not path.is_relative_to(root):
             reason = "path_escapes_root"
@@ -55,28 +70,69 @@ def check_rows(rows: pd.DataFrame, image_root: str | os.PathLike[str]) -> pd.Dat
             reason = "missing_file"
         elif path.stat().st_size == 0:
             reason = "empty_file"
-        elif not np.isfinite(r.boneage):
+        elif labelled and r.label_status == "missing":
             reason = "missing_label"
-        elif r.boneage < 0 or r.boneage > MAX_MONTHS:
+        elif labelled and r.label_status == "unparseable":
+            reason = "unparseable_label"
+        elif labelled and not (np.isfinite(r.boneage) and 0 <= r.boneage <= MAX_MONTHS):
             reason = "impossible_label"
         elif r.sex not in ("M", "F"):
             reason = "missing_sex"
         seen.add(r.id)
         reasons.append(reason)
     out["abspath"] = abspaths
+    out = out.drop(columns=["error"])
     out["reason"] = reasons
     out["status"] = np.where(out["reason"].isna(), "accepted", "rejected")
     out["inverted"] = False
     return out
 
 
+def build_manifest(spec: dict, shard_size: int) -> tuple[pd.DataFrame, list[dict], list[str]]:
+    """Read a cohort source, apply its corrections, check rows and plan shards.
+
+    Returns the checked rows, the shard plan and correction ids that matched
+    no source row.
+    """
+    from boneage.corrections import apply_corrections, read_corrections
+    from boneage.sources import read_source
+
+    rows, root = read_source(spec)
+    unmatched: list[str] = []
+    if spec.get("corrections"):
+        rows, unmatched = apply_corrections(rows, read_corrections(spec["corrections"]))
+    checked = check_rows(rows, root)
+    return checked, plan_shards(checked, shard_size), unmatched
+
+
 def plan_shards(checked: pd.DataFrame, shard_size: int) -> list[dict[str, object]]:
-    """Cut the accepted rows into shards of at most ``shard_size`` (source order)."""
-    accepted = checked.loc[checked["status"] == "accepted", "row"].tolist()
+    """Cut the source into blocks of ``shard_size`` rows; each block's accepted rows are a shard.
+
+    Blocks follow source rows, not accepted rows, so a correction, deletion or
+    new rejection changes only its own shard. Each shard carries a ``digest``
+    of what goes into it (rows, labels, image files' size and mtime): the
+    shard rule reruns when, and only when, its digest changes.
+    """
+    accepted = checked[checked["status"] == "accepted"]
     plan = []
-    for i in range(0, len(accepted), shard_size):
-        plan.append({"shard": f"s{i // shard_size:05d}", "rows": accepted[i:i + shard_size]})
+    for block, group in accepted.groupby((accepted["row"] - 1) // shard_size, sort=True):
+        plan.append({"shard": f"s{int(block):05d}", "rows": group["row"].tolist(),
+                     "digest": shard_digest(group)})
     return plan
+
+
+def shard_digest(rows: pd.DataFrame) -> str:
+    """A hash of a shard's inputs: ids, labels, sex and each image file's size and mtime."""
+    h = hashlib.sha256()
+    for r in rows.itertuples(index=False):
+        try:
+            st = os.stat(r.abspath)
+            stamp = f"{st.st_size}:{st.st_mtime_ns}"
+        except OSError:
+            stamp = "missing"
+        h.update(f"{r.row}|{r.id}|{r.sex}|{r.boneage}|{r.label_status}|{r.true_boneage}|"
+                 f"{r.abspath}|{stamp}\n".encode())
+    return h.hexdigest()[:20]
 
 
 def finalise(checked: pd.DataFrame, shard_qc: list[pd.DataFrame]) -> pd.DataFrame:
@@ -95,9 +151,13 @@ def finalise(checked: pd.DataFrame, shard_qc: list[pd.DataFrame]) -> pd.DataFram
 
 
 def summarise(manifest: pd.DataFrame) -> dict[str, object]:
-    """Counts for the report: rows, accepted, rejected by reason, inverted fixed."""
+    """Counts for the report: rows, accepted, rejected by reason, inverted fixed, labels."""
     rejected = manifest[manifest["status"] == "rejected"]
+    labels = manifest["label_status"].value_counts() if "label_status" in manifest else {}
+    fixes = manifest["correction"].value_counts() if "correction" in manifest else {}
     return {
+        "labels": {str(k): int(v) for k, v in dict(labels).items()},
+        "corrections": {str(k): int(v) for k, v in dict(fixes).items()},
         "rows": int(len(manifest)),
         "accepted": int((manifest["status"] == "accepted").sum()),
         "rejected": int(len(rejected)),

@@ -26,26 +26,51 @@ class DecodeError(ValueError):
         self.detail = detail
 
 
-def decode(path: str | os.PathLike[str]) -> np.ndarray:
+def decode(path: str | os.PathLike[str], max_side: int | None = None) -> np.ndarray:
     """Read an image file as float32 grey levels in [0, 1], shape (rows, cols).
 
-    Raises :class:`DecodeError` with reason ``empty_file``, ``decompression_bomb``
+    With ``max_side``, the image is shrunk by an integer factor (box filter)
+    so its longer side is at most about twice ``max_side``: ingest then works
+    on a few hundred thousand pixels instead of millions.
+
+    DICOM files are recognised by their preamble (see
+    :func:`boneage.sources.dicom.decode_dicom`). Raises :class:`DecodeError`
+    with reason ``empty_file``, ``decompression_bomb``, ``unsupported_compression``
     or ``unreadable_image``.
     """
     if os.path.getsize(path) == 0:
         raise DecodeError("empty_file", "file has 0 bytes")
+    from boneage.sources.dicom import decode_dicom, is_dicom
+
+    if is_dicom(path):
+        img = decode_dicom(path, MAX_PIXELS)
+        return shrink(img, _factor(img.shape, max_side))
     try:
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:
                 raise DecodeError("decompression_bomb", f"{im.width}x{im.height} pixels")
             im.load()
-            return to_grey(im)
+            factor = _factor((im.height, im.width), max_side)
+            if factor > 1 and im.mode == "L":
+                return to_grey(im.reduce(factor))  # C box filter, before float conversion
+            return shrink(to_grey(im), factor)
     except DecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DecodeError("decompression_bomb", str(exc)) from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise DecodeError("unreadable_image", f"{type(exc).__name__}: {exc}") from exc
+
+
+def _factor(shape: tuple[int, ...], max_side: int | None) -> int:
+    return max(1, max(shape) // max_side) if max_side else 1
+
+
+def shrink(img: np.ndarray, factor: int) -> np.ndarray:
+    """Box-filter downsampling of a 2-D float array by an integer ``factor``."""
+    if factor <= 1:
+        return img
+    return np.asarray(Image.fromarray(img.astype(np.float32, copy=False)).reduce(factor))
 
 
 def to_grey(im: Image.Image) -> np.ndarray:
@@ -71,13 +96,6 @@ def pad_square(img: np.ndarray, fill: float) -> np.ndarray:
     r0, c0 = (side - rows) // 2, (side - cols) // 2
     out[r0:r0 + rows, c0:c0 + cols] = img
     return out
-
-
-def resize(img: np.ndarray, size: int) -> np.ndarray:
-    """Resize a square float image to (size, size) with an antialiasing filter."""
-    im = Image.fromarray(img.astype(np.float32), mode="F")
-    return np.asarray(im.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=2.0),
-                      dtype=np.float32)
 
 
 def stretch(img: np.ndarray, lo_pct: float = 0.5, hi_pct: float = 99.5) -> np.ndarray:
@@ -116,6 +134,15 @@ def border_level(img: np.ndarray, frac: float = 0.04) -> float:
 
 
 def prepare(img: np.ndarray, size: int) -> np.ndarray:
-    """Pad, resize and stretch a polarity-corrected image to uint8 (size, size)."""
-    square = pad_square(img, border_level(img))
-    return stretch(resize(square, size))
+    """Fit, pad and stretch a polarity-corrected image to uint8 (size, size).
+
+    The longer side is resized to ``size`` keeping the aspect ratio; the
+    shorter is padded with the background level (never squashed).
+    """
+    rows, cols = img.shape
+    scale = size / max(rows, cols)
+    shape = (max(1, round(rows * scale)), max(1, round(cols * scale)))
+    im = Image.fromarray(img.astype(np.float32, copy=False))  # mode "F"
+    fitted = np.asarray(im.resize(shape[::-1], Image.Resampling.BILINEAR, reducing_gap=2.0),
+                        dtype=np.float32)
+    return stretch(pad_square(fitted, border_level(img)))

@@ -7,9 +7,10 @@ on the real radiographs in shared/data/real-hands.
 * Polarity: radiographs have a dark background (no attenuation) around a
   brighter body part; an inverted film (MONOCHROME1 shown raw, or a negative)
   has a bright frame around darker anatomy.
-* Hand: a PA hand film shows several separate fingers: some row of the upper
-  part of the foreground crosses at least three separate runs of tissue or
-  bone. Blank frames, chest films, text pages and single long bones do not.
+* Hand: a PA hand film shows several separate fingers: enough rows of the
+  upper part cross three or more finger-wide runs of tissue or bone, and the
+  foreground is made of long, vertically coherent structures. Blank frames,
+  chest films, text pages, single long bones and noise do not pass.
 """
 
 from __future__ import annotations
@@ -20,8 +21,14 @@ import numpy as np
 
 from boneage.preprocess import blur_image, border_level
 
+#: QC works on the image subsampled to about this many pixels on its longer side.
+QC_SIDE = 256
+#: Films smaller than this (pixels, shorter side) are rejected as ``too_small``.
+MIN_SIDE = 100
 #: Share of image rows that must look like separate fingers for a hand verdict.
 MIN_FINGER_ROWS = 0.06
+#: Vertical coherence of the foreground below which a film is noise, not anatomy.
+MIN_COHERENCE = 0.76
 #: Grey-level spread (1st-99th percentile, smoothed) below which a film is blank.
 MIN_CONTRAST = 0.1
 
@@ -54,55 +61,80 @@ def otsu_threshold(img: np.ndarray, bins: int = 128) -> float:
     return float(edges[int(np.argmax(between)) + 1])
 
 
-def count_runs(mask_row: np.ndarray, min_len: int) -> int:
-    """Number of runs of True at least ``min_len`` long in a 1-D boolean array."""
-    padded = np.concatenate([[False], mask_row, [False]])
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    lengths = edges[1::2] - edges[::2]
-    return int(np.sum(lengths >= min_len))
+def row_runs(mask: np.ndarray, min_len: int, max_len: int
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of a 2-D boolean mask (vectorised over rows): the number of runs of
+    True at least ``min_len`` long, the number of all runs, and whether a run is
+    longer than ``max_len``."""
+    rows = mask.shape[0]
+    edges = np.diff(np.pad(mask, ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    start_r, start_c = np.nonzero(edges == 1)
+    _, end_c = np.nonzero(edges == -1)  # row-major order pairs each start with its end
+    lengths = end_c - start_c
+    counts = np.bincount(start_r[lengths >= min_len], minlength=rows)
+    every = np.bincount(start_r, minlength=rows)
+    wide = np.bincount(start_r[lengths > max_len], minlength=rows) > 0
+    return counts, every, wide
 
 
-def finger_rows(img: np.ndarray, step: int = 4) -> tuple[int, float]:
-    """Count finger-like rows in the upper 60 % of a (smoothed, subsampled) image.
+def finger_rows(small: np.ndarray) -> tuple[int, float]:
+    """Count finger-like rows in the upper 60 % of a small, smoothed, upright image.
 
     A row is finger-like when the tissue there has no body-wide run (a chest,
-    a page, a palm) and it crosses 3 to 12 separate runs of tissue or of bone.
+    a page, a palm), it crosses 3 to 12 finger-wide runs of tissue or of bone,
+    and few other specks (noise and texture cross dozens of short runs).
     Returns the median run count over those rows and their share of all rows.
     """
-    small = blur_image(img[::step, ::step], 1.0)
     rows, cols = small.shape
-    tissue_thr = otsu_threshold(small)
-    tissue = small > tissue_thr
+    tissue = small > otsu_threshold(small)
     fg = small[tissue]
     bone = small > (otsu_threshold(fg) if fg.size > 16 else 1.0)
-    min_len, wide = max(2, cols // 100), cols // 3
-    counts = []
-    for r in range(int(rows * 0.05), int(rows * 0.6)):
-        if _has_wide_run(tissue[r], wide):
-            continue
-        n = max(count_runs(tissue[r], min_len), count_runs(bone[r] & tissue[r], min_len))
-        if 3 <= n <= 12:
-            counts.append(n)
-    if not counts:
+    min_len, wide_len = max(3, cols // 60), cols // 3
+    n_tissue, specks, wide = row_runs(tissue, min_len, wide_len)
+    n_bone, _, _ = row_runs(bone & tissue, min_len, wide_len)
+    band = slice(int(rows * 0.05), int(rows * 0.6))
+    n = np.maximum(n_tissue, n_bone)[band]
+    ok = (n >= 3) & (n <= 12) & ~wide[band] & (specks[band] <= 2 * n + 4)
+    if not ok.any():
         return 0, 0.0
-    return int(np.median(counts)), len(counts) / rows
+    return int(np.median(n[ok])), float(ok.sum()) / rows
 
 
-def _has_wide_run(row: np.ndarray, max_len: int) -> bool:
-    """True when the row holds a run wider than a finger could be (a body, a page)."""
-    padded = np.concatenate([[False], row, [False]])
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return bool(np.any(edges[1::2] - edges[::2] > max_len))
+def coherence(small: np.ndarray) -> float:
+    """Share of foreground pixels still foreground a little further down the image.
+
+    Anatomy is made of long structures (fingers, bones, forearm): ~0.9 and more.
+    Noise and texture decorrelate within a few rows: ~0.5. Two foregrounds are
+    scored, Otsu's and a lower one halfway to the background (on faint infant
+    films Otsu's threshold picks out the short bones, not the soft tissue).
+    """
+    otsu = otsu_threshold(small)
+    d = max(4, small.shape[0] // 60)
+    best = 0.0
+    for threshold in (otsu, (otsu + border_level(small)) / 2):
+        mask = small > threshold
+        above = mask[:-d]
+        best = max(best, float((above & mask[d:]).sum() / max(above.sum(), 1)))
+    return best
+
+
+def working_image(img: np.ndarray) -> np.ndarray:
+    """The image QC looks at: subsampled to about :data:`QC_SIDE` px and smoothed."""
+    step = max(1, max(img.shape) // QC_SIDE)
+    return blur_image(img[::step, ::step], 1.5)
 
 
 def check(img: np.ndarray) -> QCResult:
     """Run polarity and hand checks on a decoded image (float (rows, cols) in [0, 1])."""
-    lo, hi = np.percentile(blur_image(img[::4, ::4], 2.0), [1, 99])
+    if min(img.shape) < MIN_SIDE:
+        return QCResult(False, False, "too_small", 0, 0.0)
+    small = working_image(img)
+    lo, hi = np.percentile(small, [1, 99])
     contrast = float(hi - lo)  # after smoothing: noise alone is no contrast
     if contrast < MIN_CONTRAST:
         return QCResult(False, False, "no_hand", 0, contrast)
-    inverted = is_inverted(img)
-    upright = 1.0 - img if inverted else img
+    inverted = is_inverted(small)
+    upright = 1.0 - small if inverted else small
     fingers, share = finger_rows(upright)
-    is_hand = share >= MIN_FINGER_ROWS
+    is_hand = share >= MIN_FINGER_ROWS and coherence(upright) >= MIN_COHERENCE
     return QCResult(inverted, is_hand, None if is_hand else "no_hand", fingers, contrast)

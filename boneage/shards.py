@@ -114,7 +114,7 @@ def build_shard(rows: pd.DataFrame, out: str | os.PathLike[str], size: int,
                   mininterval=5.0):
         reason, inverted = None, False
         try:
-            img = decode(r.abspath)
+            img = decode(r.abspath, max_side=max(2 * size, 512))  # enough for QC and resize
             verdict = qc.check(img)
             reason, inverted = verdict.reason, verdict.inverted
             if reason is None:

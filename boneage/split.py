@@ -26,9 +26,11 @@ def subset_of(patient: str, seed: int, val: float, test: float) -> str:
 
 
 def make_split(manifest: pd.DataFrame, seed: int, val: float, test: float) -> pd.DataFrame:
-    """Split the accepted rows of a manifest; columns ``id, patient, subset``."""
+    """Split the accepted rows of a manifest; columns ``id, patient, subset, label_status``."""
     accepted = manifest[manifest["status"] == "accepted"]
     patients = accepted["patient"].astype(str)
     subsets = {p: subset_of(p, seed, val, test) for p in patients.unique()}
     return pd.DataFrame({"id": accepted["id"].astype(str).values, "patient": patients.values,
-                         "subset": patients.map(subsets).values})
+                         "subset": patients.map(subsets).values,
+                         "label_status": (accepted["label_status"].values
+                                          if "label_status" in accepted else "exact")})

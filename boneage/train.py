@@ -23,6 +23,7 @@ import pandas as pd
 
 from boneage.atomic import atomic_path, write_json, write_tsv
 from boneage.distribute import Distribution, set_threads
+from boneage.manifest import TRAINABLE
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Experiment:
     weight_decay: float = 1e-4
     augment: bool = True
     seed: int = 1
+    train_censored: bool = False
 
     @classmethod
     def from_dict(cls, name: str, d: dict[str, Any]) -> "Experiment":
@@ -55,9 +57,11 @@ def learning_rate(exp: Experiment, epoch: int, world: int) -> float:
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def subset_ids(split: pd.DataFrame, subset: str) -> set[str]:
-    """Study ids of one subset of a split table."""
-    return set(split.loc[split["subset"] == subset, "id"].astype(str))
+def subset_ids(split: pd.DataFrame, subset: str, train_censored: bool = False) -> set[str]:
+    """Study ids of one subset whose labels may train (exact, range, corrected[, censored])."""
+    statuses = TRAINABLE + (("censored",) if train_censored else ())
+    keep = (split["subset"] == subset) & split["label_status"].isin(statuses)
+    return set(split.loc[keep, "id"].astype(str))
 
 
 def label_stats(shards: list[str], keep: set[str]) -> tuple[float, float, int]:
@@ -94,7 +98,8 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
     set_threads(threads)
     keras.utils.set_random_seed(exp.seed + dist.rank)
 
-    train_ids, val_ids = subset_ids(split, "train"), subset_ids(split, "val")
+    train_ids = subset_ids(split, "train", exp.train_censored)
+    val_ids = subset_ids(split, "val")
     mean, sd, n_train = label_stats(shards, train_ids)
     my_shards = shards[dist.rank::dist.size] if len(shards) >= dist.size else shards
     n_mine = count_examples(my_shards, train_ids)

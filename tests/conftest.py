@@ -34,7 +34,7 @@ def tiny_shards(tmp_path_factory, tiny_cohort) -> tuple[list[str], pd.DataFrame]
     from boneage.split import make_split
 
     out = tmp_path_factory.mktemp("shards")
-    rows = read_rsna(tiny_cohort / "labels.csv", tiny_cohort / "truth.csv")
+    rows = read_rsna(tiny_cohort / "labels.csv", tiny_cohort / "images", tiny_cohort / "truth.csv")
     checked = check_rows(rows, tiny_cohort / "images")
     by_row = checked.set_index("row")
     paths, verdicts = [], []

@@ -22,9 +22,10 @@ def test_check_config_cli(tmp_path):
 
 def test_ingest_steps_chain(tmp_path, tiny_cohort):
     rows, plan = tmp_path / "rows.tsv", tmp_path / "plan.json"
-    main(["manifest", "--source", "synthetic", "--csv", str(tiny_cohort / "labels.csv"),
-          "--images", str(tiny_cohort / "images"), "--truth", str(tiny_cohort / "truth.csv"),
-          "--shard-size", "25", "--rows", str(rows), "--plan", str(plan)])
+    spec = {"source": "synthetic", "csv": str(tiny_cohort / "labels.csv"),
+            "images": str(tiny_cohort / "images"), "truth": str(tiny_cohort / "truth.csv")}
+    main(["manifest", "--spec", json.dumps(spec), "--shard-size", "25", "--rows", str(rows),
+          "--plan", str(plan)])
     shards = [s["shard"] for s in json.loads(plan.read_text())["shards"]]
     assert shards == ["s00000", "s00001"]
     outs, qcs = [], []

@@ -17,7 +17,7 @@ from boneage.labels import STATUSES, parse_label
     ("N/A", None, "missing"), (":", None, "missing"), ("", None, "missing"),
     (None, None, "missing"), (float("nan"), None, "missing"),
     ("(2009/09/24)", None, "unparseable"), ("14-12", None, "unparseable"),
-    ("twelve", None, "unparseable"),
+    ("twelve", None, "unparseable"), ("-5", -5, "exact"),
 ])
 def test_table(cell, value, status):
     label = parse_label(cell)

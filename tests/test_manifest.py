@@ -32,7 +32,7 @@ def _bad_cohort(tmp_path):
 
 def test_each_bad_row_gets_its_reason(tmp_path):
     csv, img_dir = _bad_cohort(tmp_path)
-    checked = check_rows(read_rsna(csv), img_dir)
+    checked = check_rows(read_rsna(csv, img_dir), img_dir)
     reasons = dict(zip(checked["id"] + "@" + checked["row"].astype(str), checked["reason"]))
     assert reasons["dup@5"] == "duplicate_id" and reasons["dup@4"] is None
     assert reasons["neg@6"] == "impossible_label"
@@ -48,7 +48,7 @@ def test_each_bad_row_gets_its_reason(tmp_path):
 
 def test_rows_in_equal_accepted_plus_rejected(tmp_path):
     csv, img_dir = _bad_cohort(tmp_path)
-    checked = check_rows(read_rsna(csv), img_dir)
+    checked = check_rows(read_rsna(csv, img_dir), img_dir)
     by_row = checked.set_index("row")
     verdicts = []
     for plan in plan_shards(checked, 3):
@@ -58,20 +58,30 @@ def test_rows_in_equal_accepted_plus_rejected(tmp_path):
     s = summarise(manifest)
     assert s["rows"] == 13 == s["accepted"] + s["rejected"]
     assert manifest.loc[manifest["id"] == "text", "reason"].item() == "unreadable_image"
-    # Random noise is no hand: the QC verdict lands in the manifest too.
-    assert set(manifest.loc[manifest["id"].isin(["1", "2", "3"]), "reason"]) == {"no_hand"}
+    # 40 x 30 noise is too small to be a film: the QC verdict lands in the manifest too.
+    assert set(manifest.loc[manifest["id"].isin(["1", "2", "3"]), "reason"]) == {"too_small"}
     assert sum(s["by_reason"].values()) == s["rejected"]
 
 
-def test_plan_shards_cuts_in_order():
-    checked = pd.DataFrame({"row": range(1, 11), "status": ["accepted"] * 9 + ["rejected"]})
+def test_plan_shards_follows_source_rows_and_digests_change_locally(tmp_path):
+    n = 10
+    checked = pd.DataFrame({"row": range(1, n + 1), "id": [str(i) for i in range(n)],
+                            "sex": "M", "boneage": 100.0, "label_status": "exact",
+                            "true_boneage": float("nan"), "abspath": str(tmp_path / "x.png"),
+                            "status": ["accepted"] * n})
+    checked.loc[checked["row"].isin([2, 10]), "status"] = "rejected"
     plan = plan_shards(checked, 4)
     assert [p["shard"] for p in plan] == ["s00000", "s00001", "s00002"]
-    assert [len(p["rows"]) for p in plan] == [4, 4, 1]
+    assert [p["rows"] for p in plan] == [[1, 3, 4], [5, 6, 7, 8], [9]]
+    corrected = checked.copy()
+    corrected.loc[corrected["row"] == 6, "boneage"] = 120.0  # a reviewer's update
+    again = plan_shards(corrected, 4)
+    changed = [a["shard"] for a, b in zip(plan, again) if a["digest"] != b["digest"]]
+    assert changed == ["s00001"]
 
 
 def test_truth_side_file_joins(tiny_cohort):
-    rows = read_rsna(tiny_cohort / "labels.csv", tiny_cohort / "truth.csv")
+    rows = read_rsna(tiny_cohort / "labels.csv", tiny_cohort / "images", tiny_cohort / "truth.csv")
     assert rows["true_boneage"].notna().all()
     assert rows["patient"].str.startswith("P").all()
 
@@ -82,4 +92,5 @@ def test_summary_counts_inversions_of_accepted_images_only():
                              "inverted": [True, False, True, False]})
     s = summarise(manifest)
     assert s == {"rows": 4, "accepted": 2, "rejected": 2, "inverted_corrected": 1,
-                 "by_reason": {"no_hand": 1, "missing_file": 1}}
+                 "by_reason": {"no_hand": 1, "missing_file": 1}, "labels": {},
+                 "corrections": {}}

@@ -65,3 +65,23 @@ def test_prepare_shape_and_range():
     img = np.random.default_rng(0).random((300, 170)).astype(np.float32)
     out = prepare(img, 64)
     assert out.shape == (64, 64) and out.dtype == np.uint8 and out.max() == 255
+
+
+def test_far_off_aspect_ratio_is_padded_not_squashed():
+    img = np.zeros((100, 400), np.float32)
+    img[30:70, 180:220] = 1.0  # a 40 x 40 square in a very wide film
+    out = prepare(img, 64)
+    rows, cols = np.nonzero(out > 128)
+    assert abs((rows.max() - rows.min()) - (cols.max() - cols.min())) <= 1  # still square
+    assert out[:20].max() < 10 and out[-20:].max() < 10  # padded above and below
+
+
+def test_decode_shrinks_large_films(tmp_path):
+    rng = np.random.default_rng(1)
+    big = rng.integers(0, 255, (1800, 1300), np.uint8)
+    p = write_png(tmp_path / "big.png", big)
+    full, small = decode(p), decode(p, max_side=512)
+    assert full.shape == (1800, 1300) and small.shape == (600, 434)
+    np.testing.assert_allclose(small.mean(), full.mean(), atol=1e-3)
+    p16 = write_png(tmp_path / "big16.png", big.astype(np.uint16) * 257)
+    np.testing.assert_allclose(decode(p16, max_side=512), small, atol=1 / 255)  # 8-bit rounding

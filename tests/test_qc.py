@@ -33,3 +33,13 @@ def test_synthetic_hands_and_nonhands():
 def test_flat_frames_are_not_hands(level):
     img = np.full((200, 160), level, np.float32)
     assert check(img).reason == "no_hand"
+
+
+@pytest.mark.parametrize("shape", [(120, 100), (300, 250), (1200, 1000)])
+def test_noise_is_not_a_hand(shape):
+    img = np.random.default_rng(0).random(shape).astype(np.float32)
+    assert check(img).reason == "no_hand"
+
+
+def test_tiny_films_are_rejected():
+    assert check(np.zeros((80, 300), np.float32)).reason == "too_small"

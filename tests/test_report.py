@@ -31,7 +31,9 @@ def _fake_results(root):
     write_json(root / "metrics/e1/c1.json", result)
     manifest = pd.DataFrame({"row": [1, 2, 3], "id": [EVIL, "b", "c"], "status":
                              ["accepted", "rejected", "rejected"], "reason":
-                             [None, "no_hand", "missing_file"], "inverted": [True, False, False]})
+                             [None, "no_hand", "missing_file"], "inverted": [True, False, False],
+                             "label_status": ["corrected", "range", "unparseable"],
+                             "correction": ["update", None, None]})
     write_tsv(root / "cohorts/c1/manifest.tsv", manifest)
     write_tsv(root / "models/e1/history.tsv", pd.DataFrame(
         {"epoch": [1, 2], "loss": [30.0, 20.0], "val_mae": [25.0, 18.0]}))
@@ -56,6 +58,9 @@ def test_report_is_self_contained_and_escaped(tmp_path):
                     "Provenance", "no_hand", "missing_file", "Bland-Altman"):
         assert section.lower() in html.lower(), section
     assert "train" in html and "12.5" in html  # per-rule time from the benchmark file
+    labels = re.search(r'<table class="labels">(.*?)</table>', html, re.S).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", labels)
+    assert cells == ["0", "1", "0", "0", "1", "1", "0", "1 / 0 / 0"]
 
 
 def test_summary_rows(tmp_path):

@@ -16,10 +16,12 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from boneage import __version__
 from boneage.atomic import write_text
 from boneage.manifest import REASONS, summarise
-from boneage.metrics import AGE_BANDS, WITHIN_MONTHS
+from boneage.metrics import WITHIN_MONTHS
 from boneage.report import plots
 from boneage.report.collect import RunResults, collect
 
+LABEL_STATUSES = ("exact", "range", "censored", "missing", "unparseable", "corrected",
+                  "unlabelled")
 PACKAGES = ("tensorflow-cpu", "keras", "horovod", "snakemake", "zarr", "h5py", "numpy",
             "pandas", "pillow", "mpi4py")
 
@@ -72,8 +74,8 @@ def build_report(results: str | os.PathLike[str], benchmarks: str | os.PathLike[
                  config_json: str, out: str | os.PathLike[str]) -> None:
     """Render the report from the output folders; ``config_json`` is the run's config."""
     run = collect(results, benchmarks)
-    config = json.loads(config_json) if config_json.strip().startswith("{") else \
-        json.loads(Path(config_json).read_text())
+    text = config_json if config_json.strip().startswith("{") else Path(config_json).read_text()
+    config = json.loads(text)
     qc = {}
     for cohort, manifest in run.manifests.items():
         s = summarise(manifest)
@@ -90,7 +92,7 @@ def build_report(results: str | os.PathLike[str], benchmarks: str | os.PathLike[
         generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         sections=cohort_sections(run), qc=qc, reasons=REASONS, train=run.train,
         curves=plots.training_curves(run.histories) if run.histories else None,
-        within=WITHIN_MONTHS, bands=[f"{lo}-{hi} y" for lo, hi in AGE_BANDS],
+        within=WITHIN_MONTHS, label_statuses=LABEL_STATUSES,
         steps=steps, versions=versions(), commit=git_commit(),
         config=json.dumps(config, indent=2), host=platform.node())
     write_text(out, html)

@@ -29,21 +29,27 @@ def cohort_spec(cohort):
 
 
 def get_source_files(wildcards):
-    """Files the manifest of a cohort depends on."""
+    """Files (and folders) the manifest of a cohort depends on."""
     spec = cohort_spec(wildcards.cohort)
-    files = {"csv": spec["csv"]}
-    if spec.get("truth"):
-        files["truth"] = spec["truth"]
+    keys = ("csv", "truth", "ground_truth", "table", "corrections", "folder")
+    files = {k: spec[k] for k in keys if spec.get(k)}
+    if spec.get("labels"):
+        files["labels"] = spec["labels"]["table"]
     if spec["source"] == "synthetic":
         files["images"] = spec["images"]
     return files
 
 
-def get_manifest_args(wildcards):
-    """Command-line arguments naming the cohort's source for `boneage manifest`."""
-    spec = cohort_spec(wildcards.cohort)
-    args = f"--source {spec['source']} --csv {spec['csv']} --images {spec['images']}"
-    return args + (f" --truth {spec['truth']}" if spec.get("truth") else "")
+def get_cohort_json(wildcards):
+    """The cohort's config entry (source paths resolved) for `boneage manifest --spec`."""
+    return json.dumps(cohort_spec(wildcards.cohort), sort_keys=True)
+
+
+def get_shard_digest(wildcards):
+    """Digest of what goes into a shard: the shard reruns when, and only when, it changes."""
+    plan = checkpoints.manifest.get(cohort=wildcards.cohort).output.plan
+    with open(plan) as fh:
+        return {s["shard"]: s["digest"] for s in json.load(fh)["shards"]}[wildcards.shard]
 
 
 def shard_ids(cohort):
@@ -82,6 +88,7 @@ def get_experiment_json(wildcards):
     """The experiment's settings, with the global input size, for `boneage train`."""
     exp = dict(config["experiments"][wildcards.experiment])
     exp["image_size"] = config["image_size"]
+    exp["train_censored"] = config["labels"]["train_censored"]
     return json.dumps(exp, sort_keys=True)
 
 

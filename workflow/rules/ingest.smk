@@ -8,27 +8,31 @@ checkpoint manifest:
         rows="results/cohorts/{cohort}/rows.tsv",
         plan="results/cohorts/{cohort}/plan.json",
     params:
-        source=get_manifest_args,
+        spec=get_cohort_json,
         shard_size=config["shards"]["size"],
     log:
         "logs/manifest/{cohort}.log",
     benchmark:
         "benchmarks/manifest/{cohort}.tsv"
     shell:
-        "boneage manifest {params.source} --shard-size {params.shard_size}"
+        "boneage manifest --spec {params.spec:q} --shard-size {params.shard_size}"
         " --rows {output.rows} --plan {output.plan} > {log} 2>&1"
 
 
+# A shard reruns only when its own digest changes (params), not whenever the
+# manifest is rewritten (its inputs are ancient): adding a correction re-shards
+# only the shard holding that row.
 rule shard:
     input:
-        rows="results/cohorts/{cohort}/rows.tsv",
-        plan="results/cohorts/{cohort}/plan.json",
+        rows=ancient("results/cohorts/{cohort}/rows.tsv"),
+        plan=ancient("results/cohorts/{cohort}/plan.json"),
     output:
         # Zarr shards are folders, HDF5 shards files.
         shard=directory(SHARD) if SHARD_EXT == ".zarr" else SHARD,
         qc="results/cohorts/{cohort}/qc/{shard}.tsv",
     params:
         size=config["image_size"],
+        digest=get_shard_digest,
     resources:
         mem_mb=get_mem_mb("shard"),
     log:
