@@ -84,6 +84,15 @@ def cmd_train(a: argparse.Namespace) -> None:
     print(json.dumps({k: summary[k] for k in ("n_train", "best_val_mae", "train_seconds")}))
 
 
+def cmd_launch(a: argparse.Namespace) -> None:
+    from boneage.launch import launch
+
+    command = a.command[1:] if a.command[:1] == ["--"] else a.command
+    if not command:
+        sys.exit("boneage launch: give the command after --")
+    sys.exit(launch(command, a.ranks, a.cpu_ranks, a.controller))
+
+
 def cmd_predict(a: argparse.Namespace) -> None:
     from boneage.predict import predict_shard
 
@@ -179,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", nargs="+", required=True)
     s.add_argument("--out-dir", required=True)
     s.add_argument("--threads", type=int)
+
+    s = add("launch", cmd_launch, "run a command as N Horovod ranks (horovodrun or srun)")
+    s.add_argument("--ranks", type=int, default=1)
+    s.add_argument("--cpu-ranks", type=int, default=2, help="most ranks when there is no GPU")
+    s.add_argument("--controller", choices=["gloo", "mpi"], default="gloo")
+    s.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ...")
 
     s = add("predict", cmd_predict, "predict bone age for one shard")
     s.add_argument("--model", required=True)

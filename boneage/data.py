@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from boneage.shards import read_shard
+from boneage.shards import read_shard, stored_size
 
 
 def _examples(paths: Sequence[str], keep: set[str] | None, shuffle: bool, seed: int
@@ -62,16 +62,20 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, max_rotation: float = 15.0
 
 
 def make_dataset(paths: Sequence[str | os.PathLike[str]], image_size: int, batch_size: int,
-                 keep: set[str] | None = None, training: bool = False, seed: int = 0,
-                 cache_mb: float = 2048.0, n_examples: int | None = None) -> tf.data.Dataset:
-    """Batches of ``({"image", "sex"}, boneage)`` from shards, optionally augmented.
+                 keep: set[str] | None = None, training: bool = False, augment: bool = True,
+                 seed: int = 0, cache_mb: float = 2048.0, n_examples: int | None = None,
+                 rank_slice: tuple[int, int] | None = None) -> tf.data.Dataset:
+    """Batches of ``({"image", "sex"}, boneage)`` from shards.
 
-    ``keep`` restricts to those study ids (a split subset). ``seed`` fixes the
-    shard order, shuffle and augmentation. A training dataset repeats
-    forever (take ``steps_per_epoch`` batches per epoch); others run once.
+    ``keep`` restricts to those study ids (a split subset); ``rank_slice``
+    (rank, size) keeps every size-th example for one rank. A training dataset
+    is shuffled, augmented (unless ``augment`` is False) and repeats forever
+    (take ``steps_per_epoch`` batches per epoch); others run once, in order.
+    ``seed`` fixes shard order, shuffle and augmentation.
     """
     paths = [str(p) for p in paths]
-    signature = (tf.TensorSpec((image_size, image_size, 1), tf.uint8),
+    stored = stored_size(paths) or image_size
+    signature = (tf.TensorSpec((stored, stored, 1), tf.uint8),
                  tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.float32))
     calls = [0]  # a new shard order on every pass over the data
 
@@ -80,7 +84,9 @@ def make_dataset(paths: Sequence[str | os.PathLike[str]], image_size: int, batch
         return _examples(paths, keep, training, seed * 1000 + calls[0])
 
     ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    if n_examples is not None and n_examples * image_size * image_size / 2**20 <= cache_mb:
+    if rank_slice is not None:
+        ds = ds.shard(rank_slice[1], rank_slice[0])
+    if n_examples is not None and n_examples * stored * stored / 2**20 <= cache_mb:
         ds = ds.cache()
     if training:
         ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True).repeat()
@@ -88,10 +94,12 @@ def make_dataset(paths: Sequence[str | os.PathLike[str]], image_size: int, batch
 
     def to_inputs(img, sex, y):
         x = tf.cast(img, tf.float32) / 255.0
+        if stored != image_size:  # an experiment may use another input size than the shards
+            x = tf.image.resize(x, (image_size, image_size), antialias=True)
         return {"image": x, "sex": sex[:, None]}, y[:, None]
 
     ds = ds.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
-    if training:
+    if training and augment:
         counter = tf.data.Dataset.counter()
         ds = tf.data.Dataset.zip((ds, counter)).map(
             lambda xy, i: ({"image": augment_batch(xy[0]["image"], tf.stack([seed, i])),

@@ -18,6 +18,7 @@ class Distribution:
     rank = 0
     size = 1
     local_rank = 0
+    local_size = 1
 
     def allreduce(self, tensors):
         """Average a list of tensors over ranks."""
@@ -44,11 +45,13 @@ class HorovodDistribution(Distribution):
 
         hvd.init()
         self.hvd = hvd
-        self.rank, self.size, self.local_rank = hvd.rank(), hvd.size(), hvd.local_rank()
+        self.rank, self.size = hvd.rank(), hvd.size()
+        self.local_rank, self.local_size = hvd.local_rank(), hvd.local_size()
 
     def allreduce(self, tensors):
-        return [None if t is None else self.hvd.allreduce(t, op=self.hvd.Average)
-                for t in tensors]
+        present = [t for t in tensors if t is not None]
+        reduced = iter(self.hvd.grouped_allreduce(present, op=self.hvd.Average) if present else [])
+        return [None if t is None else next(reduced) for t in tensors]
 
     def average(self, value: float) -> float:
         import tensorflow as tf
@@ -56,7 +59,13 @@ class HorovodDistribution(Distribution):
         return float(self.hvd.allreduce(tf.constant(value, tf.float64), op=self.hvd.Average))
 
     def broadcast(self, variables) -> None:
-        self.hvd.broadcast_variables(variables, root_rank=0)
+        # hvd.broadcast_variables assigns inside a tf.function, which Keras 3
+        # variables do not allow: broadcast each value eagerly and assign it.
+        import tensorflow as tf
+
+        for i, v in enumerate(variables):
+            v.assign(self.hvd.broadcast(tf.convert_to_tensor(v), root_rank=0,
+                                        name=f"boneage.broadcast.{i}"))
 
 
 def set_threads(intra_op: int | None, inter_op: int = 2) -> None:
@@ -72,6 +81,26 @@ def set_threads(intra_op: int | None, inter_op: int = 2) -> None:
         current = tf.config.threading.get_intra_op_parallelism_threads()
         print(f"TensorFlow already started; keeping {current or 'default'} intra-op threads",
               flush=True)
+
+
+def configure_devices(dist: Distribution, threads: int | None) -> str:
+    """One GPU per local rank where there are GPUs; else split the CPU threads.
+
+    ``threads`` is what the job was given for all its local ranks (default:
+    every core). Returns a short description for logs.
+    """
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        gpu = gpus[dist.local_rank % len(gpus)]
+        tf.config.set_visible_devices([gpu], "GPU")
+        tf.config.experimental.set_memory_growth(gpu, True)
+        set_threads(threads)
+        return f"GPU {dist.local_rank % len(gpus)}"
+    per_rank = max(1, (threads or os.cpu_count() or 1) // dist.local_size)
+    set_threads(per_rank, inter_op=1 if dist.local_size > 1 else 2)
+    return f"CPU, {per_rank} thread(s)"
 
 
 def detect() -> Distribution:

@@ -102,6 +102,20 @@ def read_shard(path: str | os.PathLike[str], images: bool = True) -> Shard:
     return Shard(ids=ids, **get)
 
 
+def stored_size(paths: list[str]) -> int | None:
+    """Side of the stored images (from metadata; None when there are no shards)."""
+    for p in map(Path, paths):
+        if p.suffix == ".zarr":
+            import zarr
+
+            return int(zarr.open_group(str(p), mode="r")["images"].shape[1])
+        import h5py
+
+        with h5py.File(p, "r") as f:
+            return int(f["images"].shape[1])
+    return None
+
+
 def build_shard(rows: pd.DataFrame, out: str | os.PathLike[str], size: int,
                 shard_name: str) -> pd.DataFrame:
     """Decode, QC and preprocess ``rows`` (manifest rows with ``abspath``) into one shard.

@@ -1,11 +1,14 @@
-"""Train one experiment: a custom Keras 3 train step that Horovod can wrap.
+"""Train one experiment: a custom Keras 3 train step that Horovod wraps.
 
-Each rank streams its own disjoint subset of the training shards, computes
-gradients on its batch, averages them with :meth:`Distribution.allreduce`
-and applies them; weights start identical (broadcast from rank 0). Rank 0
-writes a checkpoint (weights + optimizer state) after every epoch, so a
-rerun resumes where a killed job stopped, plus ``history.tsv``, the
-best-validation ``model.keras`` and ``train.json``.
+Each rank streams its own disjoint part of the training shards (whole
+shards when there are at least as many shards as ranks, else every
+size-th example), computes gradients on its batch, averages them with
+:meth:`Distribution.allreduce` and applies them; weights start identical
+(broadcast from rank 0). The learning rate scales with the number of ranks
+after a linear warm-up. Rank 0 alone writes a checkpoint (weights and
+optimizer state) after every epoch, so a rerun resumes where a killed job
+stopped, plus ``history.tsv``, the best-validation ``model.keras`` and
+``train.json``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from boneage.atomic import atomic_path, write_json, write_tsv
-from boneage.distribute import Distribution, set_threads
+from boneage.distribute import Distribution, configure_devices
 from boneage.manifest import TRAINABLE
 
 
@@ -38,6 +41,11 @@ class Experiment:
     learning_rate: float = 2e-3
     warmup_epochs: int = 1
     weight_decay: float = 1e-4
+    optimizer: str = "adamw"
+    schedule: str = "cosine"
+    loss: str = "mae"
+    sex_mode: str = "input"
+    weights: str = "random"
     augment: bool = True
     seed: int = 1
     train_censored: bool = False
@@ -49,12 +57,42 @@ class Experiment:
 
 
 def learning_rate(exp: Experiment, epoch: int, world: int) -> float:
-    """Base rate x world size, linear warm-up, then cosine decay to 5 %."""
+    """Base rate x world size after a linear warm-up, then the schedule's decay."""
     peak = exp.learning_rate * world
     if epoch < exp.warmup_epochs:
         return peak * (epoch + 1) / (exp.warmup_epochs + 1)
     t = (epoch - exp.warmup_epochs) / max(exp.epochs - exp.warmup_epochs, 1)
+    if exp.schedule == "constant":
+        return peak
+    if exp.schedule == "step":
+        return peak * (0.1 if t >= 0.6 else 1.0) * (0.1 if t >= 0.85 else 1.0)
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def make_optimizer(exp: Experiment, lr: float):
+    """The experiment's optimizer (adam, adamw or sgd with Nesterov momentum)."""
+    import keras
+
+    if exp.optimizer == "adam":
+        return keras.optimizers.Adam(lr)
+    if exp.optimizer == "sgd":
+        return keras.optimizers.SGD(lr, momentum=0.9, nesterov=True)
+    return keras.optimizers.AdamW(lr, weight_decay=exp.weight_decay)
+
+
+def make_train_step(model, optimizer, dist: Distribution, loss_fn):
+    """One compiled step: forward, loss, gradients averaged over ranks, update."""
+    import tensorflow as tf
+
+    @tf.function
+    def train_step(inputs, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(model(inputs, training=True), y)
+        grads = dist.allreduce(tape.gradient(loss, model.trainable_variables))
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return train_step
 
 
 def subset_ids(split: pd.DataFrame, subset: str, train_censored: bool = False) -> set[str]:
@@ -78,6 +116,13 @@ def label_stats(shards: list[str], keep: set[str]) -> tuple[float, float, int]:
     return float(arr.mean()), float(max(arr.std(), 1.0)), int(arr.size)
 
 
+def rank_share(shards: list[str], dist: Distribution) -> tuple[list[str], tuple[int, int] | None]:
+    """This rank's shards, and an example-level (rank, size) slice when shards are too few."""
+    if len(shards) >= dist.size:
+        return shards[dist.rank::dist.size], None
+    return shards, (dist.rank, dist.size)
+
+
 def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_dir: str,
                  dist: Distribution | None = None, threads: int | None = None) -> dict[str, Any]:
     """Train ``exp`` on the ``train`` subset of ``shards``; validate on ``val``.
@@ -88,30 +133,27 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
     import tensorflow as tf
 
     from boneage.data import count_examples, make_dataset
+    from boneage.losses import loss_function
     from boneage.models import build_model, load_model
 
     dist = dist or Distribution()
+    device = configure_devices(dist, threads)
     out = Path(out_dir)
     ckpt_dir = out / "checkpoint"
     if dist.is_chief:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-    set_threads(threads)
     keras.utils.set_random_seed(exp.seed + dist.rank)
 
     train_ids = subset_ids(split, "train", exp.train_censored)
     val_ids = subset_ids(split, "val")
     mean, sd, n_train = label_stats(shards, train_ids)
-    my_shards = shards[dist.rank::dist.size] if len(shards) >= dist.size else shards
-    n_mine = count_examples(my_shards, train_ids)
+    mine, example_slice = rank_share(shards, dist)
     steps = max(1, math.ceil(n_train / (exp.batch_size * dist.size)))
-    train_ds = make_dataset(my_shards, exp.image_size, exp.batch_size, keep=train_ids,
-                            training=exp.augment, seed=exp.seed + 7919 * dist.rank,
-                            n_examples=n_mine)
-    if not exp.augment:
-        train_ds = train_ds.repeat()
-    val_shards = shards[dist.rank::dist.size]  # every rank scores its slice; sums are reduced
-    val_ds = make_dataset(val_shards, exp.image_size, 64, keep=val_ids,
-                          n_examples=count_examples(val_shards, val_ids))
+    train_ds = make_dataset(mine, exp.image_size, exp.batch_size, keep=train_ids, training=True,
+                            augment=exp.augment, seed=exp.seed + 7919 * dist.rank,
+                            n_examples=count_examples(mine, train_ids), rank_slice=example_slice)
+    val_ds = make_dataset(mine, exp.image_size, 64, keep=val_ids, rank_slice=example_slice,
+                          n_examples=count_examples(mine, val_ids))
 
     state_file = ckpt_dir / "state.json"
     start_epoch, history = 0, []
@@ -120,31 +162,26 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
         model = load_model(ckpt_dir / "last.keras")
         optimizer = model.optimizer
         start_epoch, history = state["epoch"] + 1, state["history"]
-        print(f"resuming {exp.name} after epoch {state['epoch'] + 1}/{exp.epochs}", flush=True)
+        if dist.is_chief:
+            print(f"resuming {exp.name} after epoch {start_epoch}/{exp.epochs}", flush=True)
     else:
-        model = build_model(exp.backbone, exp.image_size, mean, sd)
-        optimizer = keras.optimizers.AdamW(learning_rate(exp, 0, dist.size),
-                                           weight_decay=exp.weight_decay)
-        model.compile(optimizer=optimizer, loss="mae")
+        model = build_model(exp.backbone, exp.image_size, mean, sd, loss=exp.loss,
+                            sex_mode=exp.sex_mode, weights=exp.weights)
+        optimizer = make_optimizer(exp, learning_rate(exp, 0, dist.size))
+        model.compile(optimizer=optimizer)  # so that model.save keeps the optimizer state
         optimizer.build(model.trainable_variables)
     dist.broadcast(model.variables)
     dist.broadcast(optimizer.variables)
-
-    @tf.function
-    def train_step(inputs, y):
-        with tf.GradientTape() as tape:
-            pred = model(inputs, training=True)
-            loss = tf.reduce_mean(tf.abs(pred - y))
-        grads = tape.gradient(loss, model.trainable_variables)
-        grads = dist.allreduce(grads)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
+    train_step = make_train_step(model, optimizer, dist, loss_function(exp.loss))
 
     @tf.function
     def eval_step(inputs, y):
-        pred = model(inputs, training=False)
+        pred = model(inputs, training=False)["months"]
         return tf.reduce_sum(tf.abs(pred - y)), tf.cast(tf.shape(y)[0], tf.float32)
 
+    if dist.is_chief:
+        print(f"{exp.name}: {exp.backbone}, {n_train} training images, {dist.size} rank(s) "
+              f"on {device}, {steps} steps/epoch", flush=True)
     batches = iter(train_ds)
     best = min((h["val_mae"] for h in history), default=float("inf"))
     for epoch in range(start_epoch, exp.epochs):
@@ -164,7 +201,7 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
                "images_per_s": round(steps * exp.batch_size * dist.size / seconds, 1)}
         history.append(row)
         if dist.is_chief:
-            print(f"epoch {epoch + 1}/{exp.epochs} loss {row['loss']:.2f} val_mae "
+            print(f"epoch {epoch + 1}/{exp.epochs} loss {row['loss']:.3f} val_mae "
                   f"{val_mae:.2f} lr {lr:.2e} {row['images_per_s']:.0f} img/s", flush=True)
             if val_mae < best:
                 best = val_mae
@@ -173,7 +210,7 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
             write_json(state_file, {"epoch": epoch, "history": history})
 
     summary = {"experiment": asdict(exp), "n_train": n_train, "n_val": len(val_ids),
-               "train_mean": mean, "train_sd": sd, "world_size": dist.size,
+               "train_mean": mean, "train_sd": sd, "world_size": dist.size, "device": device,
                "best_val_mae": best, "epochs_run": len(history),
                "train_seconds": round(sum(h["seconds"] for h in history), 1)}
     if dist.is_chief:

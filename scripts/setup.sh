@@ -72,4 +72,18 @@ then
   "$VPY" -c "import horovod.tensorflow as hvd; assert hvd.mpi_built() and hvd.gloo_built(); print('horovod ok')"
 fi
 
+# `snakemake --profile NAME` looks in ./NAME and ~/.config/snakemake/NAME, not in
+# ./profiles: link this checkout's profiles there so `--profile dgx` works as typed.
+profile_home="${XDG_CONFIG_HOME:-$HOME/.config}/snakemake"
+mkdir -p "$profile_home"
+for dir in profiles/*/; do
+  name=$(basename "$dir"); link="$profile_home/$name"
+  if [ -e "$link" ] && [ ! -L "$link" ]; then
+    log "keeping $link (not a link); use --profile $ROOT/profiles/$name"
+  elif [ "$(readlink "$link" 2>/dev/null)" != "$ROOT/profiles/$name" ]; then
+    ln -sfn "$ROOT/profiles/$name" "$link"
+    log "profile '$name' -> $ROOT/profiles/$name"
+  fi
+done
+
 log "ready: $VENV"

@@ -83,3 +83,22 @@ def test_lint_only_asks_for_conda_envs(tmp_path):
                 if line.strip().startswith("* ")]
     assert findings, "lint printed nothing: did it run?"
     assert all("conda environment or container" in f for f in findings), findings
+
+
+@pytest.mark.mpi
+def test_dgx_profile_trains_with_cpu_ranks(tmp_path):
+    """`snakemake --profile dgx train`, as typed: no GPU here, so distributed.cpu_ranks ranks."""
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+                           "--profile", "dgx", "train"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+    if "profile" in proc.stderr and "not found" in proc.stderr.lower():
+        pytest.fail("profile 'dgx' not found: run scripts/setup.sh (it links the profiles)")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "results/models/quick/train.json").read_text())
+    assert summary["world_size"] == 2
+    log = (tmp_path / "logs/train/quick.log").read_text()
+    assert "horovodrun -np 2" in log
+    assert not (tmp_path / "results/report.html").exists()  # the target was `train` only

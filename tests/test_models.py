@@ -1,4 +1,4 @@
-"""Models build, train a step and survive a save/load round trip."""
+"""Every backbone, loss and sex mode builds, trains a step and survives a save/load."""
 
 from __future__ import annotations
 
@@ -8,27 +8,77 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_small_cnn_step_and_round_trip(tmp_path):
+def _batch(size: int, n: int = 4):
+    rng = np.random.default_rng(0)
+    x = {"image": rng.random((n, size, size, 1)).astype(np.float32),
+         "sex": np.array([[1.0], [0.0]] * (n // 2), np.float32)}
+    return x, np.linspace(20, 200, n, dtype=np.float32)[:, None]
+
+
+def _one_step(model, loss: str, x, y) -> float:
     import keras
+
+    from boneage.distribute import Distribution
+    from boneage.losses import loss_function
+    from boneage.train import make_train_step
+
+    step = make_train_step(model, keras.optimizers.Adam(1e-3), Distribution(), loss_function(loss))
+    return float(step(x, y))
+
+
+@pytest.mark.parametrize("backbone,size", [("small_cnn", 32), ("resnet50", 32), ("vgg16", 32),
+                                           ("efficientnetb0", 32), ("inceptionv3", 75)])
+def test_backbones_build_and_step(backbone, size):
+    from boneage.models import build_model
+
+    model = build_model(backbone, size, target_mean=120.0, target_sd=40.0)
+    x, y = _batch(size)
+    assert np.isfinite(_one_step(model, "mae", x, y))
+    months = np.asarray(model(x, training=False)["months"])
+    assert months.shape == (4, 1) and np.isfinite(months).all()
+
+
+@pytest.mark.parametrize("loss", ["mae", "mse", "classification"])
+@pytest.mark.parametrize("sex_mode", ["input", "separate"])
+def test_losses_and_sex_modes_round_trip(tmp_path, loss, sex_mode):
+    from boneage.models import build_model, load_model
+
+    model = build_model("small_cnn", 32, 120.0, 40.0, loss=loss, sex_mode=sex_mode)
+    x, y = _batch(32)
+    assert np.isfinite(_one_step(model, loss, x, y))
+    out = model(x, training=False)
+    assert ("logits" in out) == (loss == "classification")
+    if loss == "classification":  # expected value of 6-month bins lies within 0-240
+        assert (np.asarray(out["months"]) > 0).all() and (np.asarray(out["months"]) < 240).all()
+    model.save(tmp_path / "m.keras")
+    back = load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(back(x, training=False)["months"], out["months"], rtol=1e-5)
+
+
+def test_separate_towers_only_learn_from_their_sex():
+    import tensorflow as tf
 
     from boneage.models import build_model
 
-    model = build_model("small_cnn", 32, target_mean=120.0, target_sd=40.0)
-    x = {"image": np.random.default_rng(0).random((4, 32, 32, 1)).astype(np.float32),
-         "sex": np.array([[1.0], [0.0], [1.0], [0.0]], np.float32)}
-    y = np.full((4, 1), 120.0, np.float32)
-    model.compile(optimizer="adam", loss="mae")
-    model.train_on_batch(x, y)
-    pred = model.predict(x, verbose=0)
-    assert pred.shape == (4, 1) and np.isfinite(pred).all()
-    assert 40 < float(pred.mean()) < 200  # the output layer puts predictions in months
-    model.save(tmp_path / "m.keras")
-    back = keras.models.load_model(tmp_path / "m.keras")
-    np.testing.assert_allclose(back.predict(x, verbose=0), pred, rtol=1e-5)
+    model = build_model("small_cnn", 32, 120.0, 40.0, sex_mode="separate")
+    x, y = _batch(32)
+    x["sex"] = np.ones_like(x["sex"])  # boys only
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.abs(model(x, training=True)["months"] - y))
+    grads = dict(zip([v.path for v in model.trainable_variables],
+                     tape.gradient(loss, model.trainable_variables)))
+    female = [g for k, g in grads.items() if k.startswith("female_")]
+    male = [g for k, g in grads.items() if k.startswith("male_")]
+    assert female and all(float(tf.reduce_max(tf.abs(g))) == 0.0 for g in female)
+    assert any(float(tf.reduce_max(tf.abs(g))) > 0.0 for g in male)
 
 
-def test_unknown_backbone():
+def test_bad_model_settings():
     from boneage.models import build_model
 
     with pytest.raises(ValueError, match="unknown backbone"):
         build_model("resnet9000", 32)
+    with pytest.raises(ValueError, match="inceptionv3 needs image_size >= 75"):
+        build_model("inceptionv3", 64)
+    with pytest.raises(FileNotFoundError, match="nothing is downloaded"):
+        build_model("resnet50", 32, weights="/no/such/weights.h5")

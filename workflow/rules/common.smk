@@ -87,9 +87,14 @@ def get_shard_predictions(wildcards):
 def get_experiment_json(wildcards):
     """The experiment's settings, with the global input size, for `boneage train`."""
     exp = dict(config["experiments"][wildcards.experiment])
-    exp["image_size"] = config["image_size"]
+    exp.setdefault("image_size", config["image_size"])
     exp["train_censored"] = config["labels"]["train_censored"]
     return json.dumps(exp, sort_keys=True)
+
+
+def get_train_ranks(wildcards):
+    """Horovod ranks of a train job unless the profile sets `tasks` (dgx: 8, one per GPU)."""
+    return config["distributed"]["ranks"]
 
 
 def get_trained_flag(wildcards):

@@ -15,16 +15,21 @@ rule train_model:
         summary="results/models/{experiment}/train.json",
     params:
         experiment=get_experiment_json,
-    # One process uses every core it is given (intra-op threads).
+        cpu_ranks=config["distributed"]["cpu_ranks"],
+        controller=config["distributed"]["controller"],
+    # The job's ranks share the cores it is given (intra-op threads split per rank).
     threads: workflow.cores
     resources:
         mem_mb=get_mem_mb("train"),
+        tasks=get_train_ranks,
     log:
         "logs/train/{experiment}.log",
     benchmark:
         "benchmarks/train/{experiment}.tsv"
     shell:
-        "boneage train --name {wildcards.experiment} --experiment {params.experiment:q}"
+        "boneage launch --ranks {resources.tasks} --cpu-ranks {params.cpu_ranks}"
+        " --controller {params.controller} --"
+        " boneage train --name {wildcards.experiment} --experiment {params.experiment:q}"
         " --index {input.index} --split {input.split}"
         " --out-dir results/models/{wildcards.experiment} --threads {threads} > {log} 2>&1"
 

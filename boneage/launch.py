@@ -1,0 +1,55 @@
+"""Start a command as N Horovod ranks: one process, horovodrun, or srun.
+
+* 1 rank: the command itself;
+* inside a SLURM allocation with enough tasks: ``srun --mpi=pmix -n N``;
+* otherwise on this node: ``horovodrun -np N -H localhost:N --gloo|--mpi``.
+
+Without GPUs, ranks are capped at ``cpu_ranks`` (a DGX profile asks for 8
+ranks; a laptop runs the same command with fewer CPU ranks).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+
+def gpu_count() -> int:
+    """GPUs this job may use (CUDA_VISIBLE_DEVICES, else ``nvidia-smi -L``); no TF import."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(line.startswith("GPU ") for line in out.stdout.splitlines())
+
+
+def launch_command(command: list[str], ranks: int, cpu_ranks: int, controller: str = "gloo",
+                   gpus: int | None = None, env: dict[str, str] | None = None) -> list[str]:
+    """The command line that starts ``command`` as the right number of ranks."""
+    env = os.environ if env is None else env
+    gpus = gpu_count() if gpus is None else gpus
+    if gpus == 0:
+        ranks = min(ranks, cpu_ranks)
+    elif gpus < ranks:
+        ranks = gpus
+    ranks = max(ranks, 1)
+    if ranks == 1:
+        return command
+    if "SLURM_JOB_ID" in env and int(env.get("SLURM_NTASKS", "1")) >= ranks:
+        return ["srun", "--mpi=pmix", "-n", str(ranks), *command]
+    return ["horovodrun", "-np", str(ranks), "-H", f"localhost:{ranks}", f"--{controller}",
+            *command]
+
+
+def launch(command: list[str], ranks: int, cpu_ranks: int, controller: str = "gloo") -> int:
+    """Run ``command`` as ranks (see :func:`launch_command`); return its exit status."""
+    line = launch_command(command, ranks, cpu_ranks, controller)
+    print("launch:", " ".join(line), flush=True)
+    return subprocess.call(line)
+

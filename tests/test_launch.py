@@ -1,0 +1,30 @@
+"""The rank launcher picks one process, horovodrun or srun."""
+
+from __future__ import annotations
+
+from boneage.launch import launch_command
+
+CMD = ["boneage", "train", "--name", "x"]
+
+
+def test_single_rank_runs_the_command_itself():
+    assert launch_command(CMD, 1, 2, gpus=8, env={}) == CMD
+
+
+def test_dgx_node_uses_horovodrun_one_rank_per_gpu():
+    assert launch_command(CMD, 8, 2, gpus=8, env={}) == \
+        ["horovodrun", "-np", "8", "-H", "localhost:8", "--gloo", *CMD]
+    assert launch_command(CMD, 8, 2, gpus=4, env={})[:3] == ["horovodrun", "-np", "4"]
+
+
+def test_cpu_machine_caps_ranks():
+    assert launch_command(CMD, 8, 2, "mpi", gpus=0, env={}) == \
+        ["horovodrun", "-np", "2", "-H", "localhost:2", "--mpi", *CMD]
+    assert launch_command(CMD, 8, 1, gpus=0, env={}) == CMD
+
+
+def test_slurm_allocation_uses_srun():
+    env = {"SLURM_JOB_ID": "42", "SLURM_NTASKS": "8"}
+    assert launch_command(CMD, 8, 2, gpus=8, env=env) == ["srun", "--mpi=pmix", "-n", "8", *CMD]
+    small = {"SLURM_JOB_ID": "42", "SLURM_NTASKS": "1"}  # not enough tasks: stay on this node
+    assert launch_command(CMD, 2, 2, gpus=0, env=small)[0] == "horovodrun"
