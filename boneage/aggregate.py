@@ -9,6 +9,15 @@ from boneage import metrics
 from boneage.manifest import TRAINABLE
 
 
+def ensemble_predictions(members: list[pd.DataFrame]) -> pd.DataFrame:
+    """Mean prediction per image over member experiments' cohort predictions."""
+    keep = ["id", "row", "sex", "boneage", "true_boneage"]
+    first = members[0][keep].copy()
+    preds = pd.concat([m.set_index("id")["pred"] for m in members], axis=1)
+    first["pred"] = first["id"].map(preds.mean(axis=1)).round(2).values
+    return first
+
+
 def aggregate(predictions: list[pd.DataFrame], split: pd.DataFrame | None, train_mean: float,
               trained_on_cohort: bool) -> tuple[pd.DataFrame, dict[str, object]]:
     """Merge shard predictions and score the held-out images.

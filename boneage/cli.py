@@ -96,7 +96,7 @@ def cmd_launch(a: argparse.Namespace) -> None:
 def cmd_predict(a: argparse.Namespace) -> None:
     from boneage.predict import predict_shard
 
-    write_tsv(a.out, predict_shard(a.model, a.shard, threads=a.threads))
+    write_tsv(a.out, predict_shard(a.model, a.shard, threads=a.threads, tta=a.tta))
 
 
 def cmd_aggregate(a: argparse.Namespace) -> None:
@@ -110,6 +110,21 @@ def cmd_aggregate(a: argparse.Namespace) -> None:
     write_tsv(a.out_tsv, frame)
     write_json(a.out_json, result)
     print(f"{a.experiment} on {a.cohort}: held-out MAE {result['label']['all'].get('mae', 0):.2f}")
+
+
+def cmd_ensemble(a: argparse.Namespace) -> None:
+    from boneage.aggregate import aggregate, ensemble_predictions
+
+    members = [read_tsv(p) for p in a.members]
+    means = [json.loads(Path(p).read_text())["train_mean"] for p in a.train_summaries]
+    split = read_tsv(a.split) if a.split else None
+    frame, result = aggregate([ensemble_predictions(members)], split, sum(means) / len(means),
+                              a.trained_on_cohort)
+    result.update({"cohort": a.cohort, "experiment": a.name, "members": a.member_names})
+    write_tsv(a.out_tsv, frame)
+    write_json(a.out_json, result)
+    print(f"ensemble {a.name} on {a.cohort}: held-out MAE "
+          f"{result['label']['all'].get('mae', float('nan')):.2f}")
 
 
 def cmd_report(a: argparse.Namespace) -> None:
@@ -200,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--shard", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--threads", type=int)
+    s.add_argument("--tta", action="store_true", help="average over test-time augmented views")
 
     s = add("aggregate", cmd_aggregate, "merge shard predictions and score a cohort")
     s.add_argument("--predictions", nargs="+", required=True)
@@ -208,6 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--trained-on-cohort", action="store_true")
     s.add_argument("--cohort", required=True)
     s.add_argument("--experiment", required=True)
+    s.add_argument("--out-tsv", required=True)
+    s.add_argument("--out-json", required=True)
+
+    s = add("ensemble", cmd_ensemble, "average experiments' predictions and score a cohort")
+    s.add_argument("--name", required=True)
+    s.add_argument("--member-names", nargs="+", required=True)
+    s.add_argument("--members", nargs="+", required=True, help="members' cohort predictions")
+    s.add_argument("--train-summaries", nargs="+", required=True)
+    s.add_argument("--split")
+    s.add_argument("--trained-on-cohort", action="store_true")
+    s.add_argument("--cohort", required=True)
     s.add_argument("--out-tsv", required=True)
     s.add_argument("--out-json", required=True)
 

@@ -44,6 +44,11 @@ def validate(config: dict[str, Any],
         lines = [f"  {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
                  for e in errors]
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
+    for name, members in config.get("aggregate", {}).get("ensembles", {}).items():
+        unknown = [m for m in members if m not in config["experiments"]]
+        if name in config["experiments"] or unknown:
+            raise ConfigError(f"invalid configuration:\n  aggregate.ensembles.{name}: members must "
+                              f"be experiments and the name must not be one (unknown: {unknown})")
     for name in config.get("train_cohorts", []):
         if name not in config["cohorts"]:
             raise ConfigError(f"invalid configuration:\n  train_cohorts: {name!r} is not one of "

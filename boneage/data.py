@@ -35,6 +35,33 @@ def count_examples(paths: Sequence[str], keep: set[str] | None) -> int:
     return len(ids) if keep is None else sum(i in keep for i in ids)
 
 
+def warp(images: tf.Tensor, angle: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
+    """Rotate (radians), scale and shift (pixels, (B, 2)) a batch (B, S, S, 1) about its centre."""
+    b = tf.shape(images)[0]
+    size = tf.cast(tf.shape(images)[1], tf.float32)
+    c, s = tf.cos(angle) / scale, tf.sin(angle) / scale
+    centre = (size - 1.0) / 2.0
+    # Output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2).
+    a2 = centre - c * centre + s * centre - shift[:, 0]
+    b2 = centre - s * centre - c * centre - shift[:, 1]
+    zeros = tf.zeros([b])
+    transforms = tf.stack([c, -s, a2, s, c, b2, zeros, zeros], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
+        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+
+
+#: Test-time augmentation views: (rotation in degrees, scale).
+TTA_VIEWS = ((0.0, 1.0), (-6.0, 1.0), (6.0, 1.0), (0.0, 0.94), (0.0, 1.06))
+
+
+def tta_views(images: tf.Tensor) -> list[tf.Tensor]:
+    """The fixed test-time views of a batch (the first is the image itself)."""
+    b = tf.shape(images)[0]
+    return [warp(images, tf.fill([b], deg * math.pi / 180), tf.fill([b], scale), tf.zeros([b, 2]))
+            for deg, scale in TTA_VIEWS]
+
+
 def augment_batch(images: tf.Tensor, seed: tf.Tensor, max_rotation: float = 15.0,
                   max_scale: float = 0.1, max_shift: float = 0.06) -> tf.Tensor:
     """Random affine warp + brightness/contrast of a float batch (B, S, S, 1) in [0, 1]."""
@@ -44,16 +71,7 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, max_rotation: float = 15.0
     angle = tf.random.stateless_uniform([b], seeds[0], -1.0, 1.0) * max_rotation * math.pi / 180
     scale = 1.0 + tf.random.stateless_uniform([b], seeds[1], -max_scale, max_scale)
     shift = tf.random.stateless_uniform([b, 2], seeds[2], -max_shift, max_shift) * size
-    c, s = tf.cos(angle) / scale, tf.sin(angle) / scale
-    centre = (size - 1.0) / 2.0
-    # Output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2).
-    a2 = centre - c * centre + s * centre - shift[:, 0]
-    b2 = centre - s * centre - c * centre - shift[:, 1]
-    zeros = tf.zeros([b])
-    transforms = tf.stack([c, -s, a2, s, c, b2, zeros, zeros], axis=1)
-    warped = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+    warped = warp(images, angle, scale, shift)
     gain = 1.0 + tf.random.stateless_uniform([b, 1, 1, 1], seeds[3], -0.15, 0.15)
     bias = tf.random.stateless_uniform([b, 1, 1, 1], seeds[4], -0.08, 0.08)
     gamma = tf.exp(tf.random.stateless_uniform([b, 1, 1, 1], seeds[5], -0.2, 0.2))

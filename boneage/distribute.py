@@ -99,7 +99,7 @@ def configure_devices(dist: Distribution, threads: int | None) -> str:
         set_threads(threads)
         return f"GPU {dist.local_rank % len(gpus)}"
     per_rank = max(1, (threads or os.cpu_count() or 1) // dist.local_size)
-    set_threads(per_rank, inter_op=1 if dist.local_size > 1 else 2)
+    set_threads(per_rank, inter_op=1 if per_rank == 1 else 2)
     return f"CPU, {per_rank} thread(s)"
 
 

@@ -13,10 +13,16 @@ PREDICTION_COLUMNS = ["id", "row", "sex", "boneage", "true_boneage", "pred"]
 
 
 def predict_shard(model_path: str | os.PathLike[str], shard_path: str | os.PathLike[str],
-                  batch_size: int = 64, threads: int | None = None) -> pd.DataFrame:
-    """Run the saved model over a shard; one row per image (columns: PREDICTION_COLUMNS)."""
+                  batch_size: int = 64, threads: int | None = None,
+                  tta: bool = False) -> pd.DataFrame:
+    """Run the saved model over a shard; one row per image (columns: PREDICTION_COLUMNS).
+
+    With ``tta``, each prediction is the mean over the test-time views of
+    :data:`boneage.data.TTA_VIEWS` (small rotations and scalings).
+    """
     import tensorflow as tf
 
+    from boneage.data import tta_views
     from boneage.distribute import set_threads
     from boneage.models import load_model
 
@@ -30,8 +36,10 @@ def predict_shard(model_path: str | os.PathLike[str], shard_path: str | os.PathL
         if x.shape[1] != size:
             x = np.asarray(tf.image.resize(x, (size, size), antialias=True))
         sex = shard.sex[i:i + batch_size].astype(np.float32)[:, None]
-        out = model({"image": x, "sex": sex}, training=False)["months"]
-        preds[i:i + batch_size] = np.asarray(out)[:, 0]
+        views = [np.asarray(v) for v in tta_views(tf.constant(x))] if tta else [x]
+        outs = [np.asarray(model({"image": v, "sex": sex}, training=False)["months"])[:, 0]
+                for v in views]
+        preds[i:i + batch_size] = np.mean(outs, axis=0)
     return pd.DataFrame({
         "id": shard.ids, "row": shard.row, "sex": np.where(shard.sex == 1, "M", "F"),
         "boneage": shard.boneage, "true_boneage": shard.true, "pred": np.round(preds, 2),

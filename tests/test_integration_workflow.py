@@ -102,3 +102,23 @@ def test_dgx_profile_trains_with_cpu_ranks(tmp_path):
     log = (tmp_path / "logs/train/quick.log").read_text()
     assert "horovodrun -np 2" in log
     assert not (tmp_path / "results/report.html").exists()  # the target was `train` only
+
+
+def test_ensemble_and_tta(tmp_path):
+    cfg = {**TINY, "experiments": {"quick": {"epochs": 1, "batch_size": 8},
+                                   "other": {"epochs": 1, "batch_size": 8, "loss": "mse"}},
+           "aggregate": {"tta": True, "ensembles": {"both": ["quick", "other"]}}}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
+    proc = _snakemake(tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = tmp_path / "results"
+    members = [pd.read_csv(res / f"predictions/{e}/tiny.tsv", sep="\t").set_index("id")["pred"]
+               for e in ("quick", "other")]
+    both = pd.read_csv(res / "predictions/both/tiny.tsv", sep="\t").set_index("id")["pred"]
+    pd.testing.assert_series_equal(both, ((members[0] + members[1]) / 2).round(2),
+                                   check_names=False, atol=0.011)
+    metrics = json.loads((res / "metrics/both/tiny.json").read_text())
+    assert metrics["members"] == ["quick", "other"]
+    assert "both" in (res / "report.html").read_text()
+    assert "--tta" in (tmp_path / "logs/predict/quick/tiny/s00000.log").read_text() or \
+        any("--tta" in p.read_text() for p in (tmp_path / ".snakemake/log").glob("*.log"))

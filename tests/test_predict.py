@@ -34,3 +34,22 @@ def test_aggregate_other_cohort_uses_all_images():
     _, result = aggregate([pred], None, train_mean=75.0, trained_on_cohort=False)
     assert result["held_out"] == "all images" and result["label"]["all"]["mae"] == 5.0
     assert result["baseline"]["label"]["mae"] == 25.0 and "true" not in result
+
+
+def test_tta_averages_views(tmp_path, tiny_shards):
+    import tensorflow as tf
+
+    from boneage.data import TTA_VIEWS, tta_views
+    from boneage.models import build_model
+    from boneage.predict import predict_shard
+
+    paths, _ = tiny_shards
+    build_model("small_cnn", 32, 100.0, 40.0).save(tmp_path / "m.keras")
+    plain = predict_shard(tmp_path / "m.keras", paths[0])
+    tta = predict_shard(tmp_path / "m.keras", paths[0], tta=True)
+    assert not np.allclose(plain["pred"], tta["pred"])  # the views do change the input
+    assert np.isfinite(tta["pred"]).all() and np.abs(plain["pred"] - tta["pred"]).max() < 40
+    x = tf.random.uniform((2, 32, 32, 1))
+    views = tta_views(x)
+    assert len(views) == len(TTA_VIEWS)
+    np.testing.assert_allclose(views[0], x, atol=1e-5)  # the first view is the image itself

@@ -15,6 +15,9 @@ if workflow.local_exec and "mem_mb" not in workflow.global_resources:
 
 COHORTS = list(config["cohorts"])
 EXPERIMENTS = list(config["experiments"])
+ENSEMBLES = config["aggregate"]["ensembles"]
+# Models whose metrics the report shows: experiments and ensembles of them.
+SCORED = EXPERIMENTS + list(ENSEMBLES)
 SHARD_EXT = FORMATS[config["shards"]["format"]]
 SHARD = f"results/cohorts/{{cohort}}/shards/{{shard}}{SHARD_EXT}"
 
@@ -95,6 +98,22 @@ def get_experiment_json(wildcards):
 def get_train_ranks(wildcards):
     """Horovod ranks of a train job unless the profile sets `tasks` (dgx: 8, one per GPU)."""
     return config["distributed"]["ranks"]
+
+
+def get_ensemble_members(wildcards):
+    members = ENSEMBLES[wildcards.ensemble]
+    return {
+        "members": expand(
+            "results/predictions/{member}/{cohort}.tsv",
+            member=members,
+            cohort=wildcards.cohort,
+        ),
+        "summaries": expand("results/models/{member}/train.json", member=members),
+    }
+
+
+def get_ensemble_names(wildcards):
+    return " ".join(ENSEMBLES[wildcards.ensemble])
 
 
 def get_trained_flag(wildcards):

@@ -5,7 +5,7 @@ rule report:
     input:
         metrics=expand(
             "results/metrics/{experiment}/{cohort}.json",
-            experiment=EXPERIMENTS,
+            experiment=SCORED,
             cohort=COHORTS,
         ),
         manifests=expand("results/cohorts/{cohort}/manifest.tsv", cohort=COHORTS),

@@ -1,0 +1,154 @@
+"""Training throughput, measured side by side in one run (CPU here; GPU where lent).
+
+1. Rank scaling: images/s for 1 and 2 Horovod ranks with the same threads per
+   rank (``horovodrun -np N``); efficiency = rate(2) / (2 x rate(1)).
+2. Data feeding, same model and step, one process:
+   * from shards (the workflow's tf.data pipeline),
+   * from in-memory arrays (``from_tensor_slices``: the upper bound),
+   * from PNGs decoded and resized every epoch, as the seeds' Keras
+     ImageDataGenerator did (one Python loader thread).
+
+Run: ``python bench/train_throughput.py`` (about 3 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve()
+
+
+def make_data(folder: Path, n: int, size: int, height: int) -> None:
+    """n synthetic films as full-size PNGs plus the same films ingested into one shard."""
+    from PIL import Image
+
+    from boneage.shards import build_shard
+    from boneage.synth.cohort import render_study, sample_studies
+
+    studies = [s for s in sample_studies(n * 2, seed=4) if s.kind == "hand"][:n]
+    rows = []
+    for s in studies:
+        img = Image.fromarray(render_study(s, 4))
+        img = img.resize((int(img.width * height / img.height), height))
+        img.save(folder / f"{s.id}.png", compress_level=6)
+        rows.append({"row": len(rows) + 1, "id": s.id, "abspath": str(folder / f"{s.id}.png"),
+                     "sex": "M" if s.male else "F", "boneage": s.boneage,
+                     "true_boneage": s.true_boneage})
+    build_shard(pd.DataFrame(rows), folder / "s00000.zarr", size, "bench")
+
+
+def png_batches(folder: Path, size: int, batch: int):
+    """The seeds' loader: decode and resize every PNG on every pass, one Python thread."""
+    from PIL import Image
+
+    from boneage.shards import read_shard
+
+    meta = read_shard(folder / "s00000.zarr", images=False)
+    while True:
+        for i in range(0, len(meta.ids) - batch + 1, batch):
+            imgs = []
+            for sid in meta.ids[i:i + batch]:
+                with Image.open(folder / f"{sid}.png") as im:
+                    imgs.append(np.asarray(im.convert("L").resize((size, size)), np.float32))
+            yield ({"image": np.stack(imgs)[..., None] / 255.0,
+                    "sex": meta.sex[i:i + batch, None].astype(np.float32)},
+                   meta.boneage[i:i + batch, None])
+
+
+def worker(mode: str, folder: Path, size: int, batch: int, steps: int, threads: int) -> None:
+    """Time ``steps`` train steps fed by ``mode``; rank 0 prints images/s as JSON."""
+    import keras
+    import tensorflow as tf
+
+    from boneage.data import make_dataset
+    from boneage.distribute import configure_devices, detect
+    from boneage.losses import loss_function
+    from boneage.models import build_model
+    from boneage.shards import read_shard
+    from boneage.train import make_train_step
+
+    dist = detect()
+    configure_devices(dist, threads * dist.local_size)
+    keras.utils.set_random_seed(0)
+    shard = folder / "s00000.zarr"
+    if mode == "shards":
+        batches = iter(make_dataset([shard], size, batch, training=True, augment=False))
+    elif mode == "memory":
+        s = read_shard(shard)
+        ds = tf.data.Dataset.from_tensor_slices(
+            ({"image": s.images.astype(np.float32) / 255.0, "sex": s.sex[:, None].astype(
+                np.float32)}, s.boneage[:, None])).repeat().batch(batch)
+        batches = iter(ds.prefetch(tf.data.AUTOTUNE))
+    else:
+        batches = png_batches(folder, size, batch)
+    model = build_model("small_cnn", size)
+    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer.build(model.trainable_variables)
+    dist.broadcast(model.variables)
+    step = make_train_step(model, optimizer, dist, loss_function("mae"))
+    for _ in range(5):  # trace and warm up
+        step(*next(batches))
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step(*next(batches))
+    rate = steps * batch * dist.size / (time.perf_counter() - t0)
+    if dist.is_chief:
+        print(json.dumps({"mode": mode, "ranks": dist.size, "images_per_s": rate}), flush=True)
+
+
+def run(args: list[str], ranks: int = 1) -> dict:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [sys.executable, str(HERE), *args]
+    if ranks > 1:
+        horovodrun = shutil.which("horovodrun", path=str(Path(sys.executable).parent))
+        cmd = [horovodrun or "horovodrun", "-np", str(ranks), "--gloo", *cmd]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
+    return json.loads(next(line[line.index("{"):] for line in out.splitlines() if '"mode"' in line))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--worker", choices=["shards", "memory", "png"])
+    ap.add_argument("--folder", type=Path)
+    ap.add_argument("--n", type=int, default=128)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--height", type=int, default=1800, help="PNG height (RSNA films ~1800)")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    if a.worker:
+        worker(a.worker, a.folder, a.size, a.batch, a.steps, a.threads)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        make_data(folder, a.n, a.size, a.height)
+        common = ["--folder", str(folder), "--size", str(a.size), "--batch", str(a.batch),
+                  "--steps", str(a.steps)]
+        one = run(["--worker", "memory", "--threads", "1", *common])
+        two = run(["--worker", "memory", "--threads", "1", *common], ranks=2)
+        cores = ["--threads", str(os.cpu_count() or 1)]
+        feeds = {m: run(["--worker", m, *cores, *common]) for m in ("shards", "memory", "png")}
+    r1, r2 = one["images_per_s"], two["images_per_s"]
+    print(f"small_cnn {a.size}px, batch {a.batch}/rank, CPU ({os.cpu_count()} cores)")
+    print(f"ranks  np=1: {r1:7.1f} img/s   np=2: {r2:7.1f} img/s   (1 thread per rank)")
+    print(f"scaling efficiency: {r2 / (2 * r1):.2f}  (target >= 0.9)")
+    s, m, p = (feeds[k]["images_per_s"] for k in ("shards", "memory", "png"))
+    print(f"feeding  shards: {s:7.1f}  in-memory: {m:7.1f}  PNG decode each epoch: {p:7.1f} img/s")
+    print(f"shards / in-memory: {s / m:.2f}  (target >= 0.9)")
+    print(f"shards / PNG loader: {s / p:.1f}x  (target >= 10x)")
+
+
+if __name__ == "__main__":
+    main()
