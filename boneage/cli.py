@@ -127,10 +127,18 @@ def cmd_ensemble(a: argparse.Namespace) -> None:
           f"{result['label']['all'].get('mae', float('nan')):.2f}")
 
 
+def cmd_saliency(a: argparse.Namespace) -> None:
+    from boneage.saliency import explain_cohort
+
+    shards = [s["path"] for s in json.loads(Path(a.index).read_text())["shards"]]
+    n = explain_cohort(a.model, read_tsv(a.predictions), shards, a.out)
+    print(f"saliency maps for {n} example images")
+
+
 def cmd_report(a: argparse.Namespace) -> None:
     from boneage.report.build import build_report
 
-    build_report(a.results, a.benchmarks, a.config, a.out)
+    build_report(a.results, a.benchmarks, a.config, a.out, a.run_info)
     print(f"wrote {a.out}")
 
 
@@ -238,10 +246,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out-tsv", required=True)
     s.add_argument("--out-json", required=True)
 
+    s = add("saliency", cmd_saliency, "saliency maps of typical and worst predictions")
+    s.add_argument("--model", required=True)
+    s.add_argument("--predictions", required=True, help="the cohort's aggregated predictions")
+    s.add_argument("--index", required=True)
+    s.add_argument("--out", required=True, help="output .npz")
+
     s = add("report", cmd_report, "write the self-contained HTML report")
     s.add_argument("--results", default="results")
     s.add_argument("--benchmarks", default="benchmarks")
     s.add_argument("--config", required=True, help="the run's config as JSON")
+    s.add_argument("--run-info", default="{}", help="executor, cores, nodes, requested memory")
     s.add_argument("--out", required=True)
 
     s = add("summary", cmd_summary, "print held-out accuracy against the baseline")

@@ -10,8 +10,22 @@ WITHIN_MONTHS = (6, 12, 18, 24, 36)
 AGE_BANDS = ((0, 2), (2, 6), (6, 10), (10, 14), (14, 19))
 
 
+BOOTSTRAP = 1000
+
+
+def bootstrap_ci(err: np.ndarray, stat, n: int = BOOTSTRAP, seed: int = 0) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of ``stat(err)`` (resampling images)."""
+    if err.size < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, err.size, (n, err.size))
+    values = stat(err[idx])
+    lo, hi = np.percentile(values, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
 def score(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
-    """MAE, RMSE, mean bias (pred - ref) and share within +-6..36 months."""
+    """MAE, RMSE, mean bias (pred - ref), share within +-6..36 months, 95 % intervals."""
     ok = np.isfinite(pred) & np.isfinite(ref)
     err = np.asarray(pred, float)[ok] - np.asarray(ref, float)[ok]
     if err.size == 0:
@@ -24,6 +38,9 @@ def score(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     }
     for m in WITHIN_MONTHS:
         out[f"within_{m}"] = float(np.mean(np.abs(err) <= m))
+    out["mae_ci"] = bootstrap_ci(err, lambda e: np.mean(np.abs(e), axis=-1))
+    out["bias_ci"] = bootstrap_ci(err, lambda e: np.mean(e, axis=-1))
+    out["within_12_ci"] = bootstrap_ci(err, lambda e: np.mean(np.abs(e) <= 12, axis=-1))
     return out
 
 

@@ -12,6 +12,17 @@ from boneage.shards import read_shard
 PREDICTION_COLUMNS = ["id", "row", "sex", "boneage", "true_boneage", "pred"]
 
 
+def to_model_input(model, images: np.ndarray) -> np.ndarray:
+    """uint8 shard images (B, S, S, 1) as float32 in [0, 1] at the model's input size."""
+    x = images.astype(np.float32) / 255.0
+    size = model.input["image"].shape[1]  # the model's input may differ from the shard's
+    if len(x) and x.shape[1] != size:
+        import tensorflow as tf
+
+        x = np.asarray(tf.image.resize(x, (size, size), antialias=True))
+    return x
+
+
 def predict_shard(model_path: str | os.PathLike[str], shard_path: str | os.PathLike[str],
                   batch_size: int = 64, threads: int | None = None,
                   tta: bool = False) -> pd.DataFrame:
@@ -30,11 +41,8 @@ def predict_shard(model_path: str | os.PathLike[str], shard_path: str | os.PathL
     model = load_model(model_path)
     shard = read_shard(shard_path)
     preds = np.zeros(len(shard), np.float32)
-    size = model.input["image"].shape[1]  # the model's input may differ from the shard's
     for i in range(0, len(shard), batch_size):
-        x = shard.images[i:i + batch_size].astype(np.float32) / 255.0
-        if x.shape[1] != size:
-            x = np.asarray(tf.image.resize(x, (size, size), antialias=True))
+        x = to_model_input(model, shard.images[i:i + batch_size])
         sex = shard.sex[i:i + batch_size].astype(np.float32)[:, None]
         views = [np.asarray(v) for v in tta_views(tf.constant(x))] if tta else [x]
         outs = [np.asarray(model({"image": v, "sex": sex}, training=False)["months"])[:, 0]

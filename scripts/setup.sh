@@ -5,7 +5,7 @@
 #   the boneage package itself (editable).
 # A second run skips what is already there (the Horovod build takes ~12 min
 # on 2 cores). Options:
-#   --test   also install the test-suite's requirements (requirements-test.txt)
+#   --test   also install what the tests need: requirements-test.txt, Chromium
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -24,6 +24,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 apt_pkgs=(libopenmpi-dev openmpi-bin cmake g++ make python3-venv python3-dev)
+[ "$WITH_TEST" -eq 1 ] && apt_pkgs+=(chromium)  # the report's browser test
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

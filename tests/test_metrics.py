@@ -16,6 +16,19 @@ def test_score_known_values():
     assert s["rmse"] == pytest.approx(np.sqrt((0 + 36 + 144 + 0) / 4))
     assert s["bias"] == pytest.approx((0 - 6 + 12 + 0) / 4)
     assert s["within_6"] == 0.75 and s["within_12"] == 1.0
+    lo, hi = s["mae_ci"]
+    assert 0 <= lo <= s["mae"] <= hi <= 12  # bootstrap over the 4 errors (0, 6, 12, 0)
+
+
+def test_bootstrap_interval_narrows_with_n():
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (50, 5000):
+        ref = rng.uniform(0, 200, n)
+        s = score(ref + rng.normal(0, 10, n), ref)
+        widths.append(s["mae_ci"][1] - s["mae_ci"][0])
+        assert s["mae_ci"][0] < s["mae"] < s["mae_ci"][1]
+    assert widths[1] < widths[0] / 5
 
 
 def test_nan_references_are_skipped():

@@ -19,6 +19,7 @@ from boneage.manifest import REASONS, summarise
 from boneage.metrics import WITHIN_MONTHS
 from boneage.report import plots
 from boneage.report.collect import RunResults, collect
+from boneage.report.review import label_review, qc_gallery, saliency_examples
 
 LABEL_STATUSES = ("exact", "range", "censored", "missing", "unparseable", "corrected",
                   "unlabelled")
@@ -46,8 +47,8 @@ def git_commit() -> str:
         return "unknown"
 
 
-def cohort_sections(run: RunResults) -> list[dict[str, Any]]:
-    """Per (experiment, cohort): metric tables and figures."""
+def cohort_sections(run: RunResults, results: Path) -> list[dict[str, Any]]:
+    """Per (experiment, cohort): metric tables, figures and saliency examples."""
     sections = []
     for (exp, cohort), m in sorted(run.metrics.items()):
         frame = run.predictions.get((exp, cohort))
@@ -65,34 +66,73 @@ def cohort_sections(run: RunResults) -> list[dict[str, Any]]:
                 figs.insert(1, ("Predicted vs true bone age",
                                 plots.scatter(held, "true_boneage", "predicted vs true age")))
         refs = [("label", m["label"])] + ([("true age", m["true"])] if "true" in m else [])
+        examples = saliency_examples(results / "saliency" / exp / f"{cohort}.npz")
         sections.append({"experiment": exp, "cohort": cohort, "m": m, "refs": refs,
-                         "figures": figs})
+                         "figures": figs, "examples": examples})
     return sections
 
 
+def experiment_table(run: RunResults) -> list[dict[str, Any]]:
+    """One row per trained experiment or ensemble: settings, training and held-out MAE."""
+    rows = []
+    scored = sorted({exp for exp, _ in run.metrics} | set(run.train))
+    for name in scored:
+        t = run.train.get(name, {})
+        e = t.get("experiment", {})
+        mae = {c: m["label"]["all"].get("mae") for (x, c), m in run.metrics.items() if x == name}
+        members = next((m.get("members") for (x, _), m in run.metrics.items()
+                        if x == name and m.get("members")), None)
+        rows.append({"name": name, "backbone": e.get("backbone", "ensemble" if members else ""),
+                     "loss": e.get("loss", ""), "sex_mode": e.get("sex_mode", ""),
+                     "image_size": e.get("image_size", ""), "epochs": t.get("epochs_run", ""),
+                     "ranks": t.get("world_size", ""), "device": t.get("device", ""),
+                     "val_mae": t.get("best_val_mae"), "seconds": t.get("train_seconds", ""),
+                     "mae": mae, "members": members})
+    return rows
+
+
 def build_report(results: str | os.PathLike[str], benchmarks: str | os.PathLike[str],
-                 config_json: str, out: str | os.PathLike[str]) -> None:
-    """Render the report from the output folders; ``config_json`` is the run's config."""
+                 config_json: str, out: str | os.PathLike[str], run_info: str = "{}") -> None:
+    """Render the report from the output folders.
+
+    ``config_json`` is the run's config (JSON text or a file); ``run_info``
+    (JSON) says where it ran and what memory each step asked for.
+    """
+    info = json.loads(run_info)
     run = collect(results, benchmarks)
+    results = Path(results)
     text = config_json if config_json.strip().startswith("{") else Path(config_json).read_text()
     config = json.loads(text)
-    qc = {}
+    qc, review = {}, {}
     for cohort, manifest in run.manifests.items():
         s = summarise(manifest)
-        qc[cohort] = {"summary": s, "figure": plots.qc_reasons(s["by_reason"], cohort)}
+        qc[cohort] = {"summary": s, "figure": plots.qc_reasons(s["by_reason"], cohort),
+                      "gallery": qc_gallery(results, cohort)}
+    for (exp, cohort), frame in sorted(run.predictions.items()):
+        best = min((m["label"]["all"].get("mae", float("inf")), x)
+                   for (x, c), m in run.metrics.items() if c == cohort)[1]
+        if exp == best and cohort not in review:
+            cases, csv = label_review(results, cohort, frame)
+            review[cohort] = {"experiment": exp, "cases": cases, "csv": csv}
+    experiments = experiment_table(run)
+    cohorts = sorted({c for _, c in run.metrics} | set(run.manifests))
     steps = (run.benchmarks.groupby("step").agg(jobs=("seconds", "size"),
                                                  total_s=("seconds", "sum"),
                                                  max_s=("seconds", "max"),
                                                  max_rss_mb=("max_rss_mb", "max"))
              .reset_index().to_dict("records")) if len(run.benchmarks) else []
+    for row in steps:
+        row["requested_mb"] = info.get("mem_mb", {}).get(row["step"])
     env = Environment(loader=PackageLoader("boneage", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     html = env.get_template("report.html").render(
         title=config.get("report", {}).get("title", "boneage report"),
         generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        sections=cohort_sections(run), qc=qc, reasons=REASONS, train=run.train,
+        sections=cohort_sections(run, results), qc=qc, reasons=REASONS, train=run.train,
+        experiments=experiments, cohorts=cohorts, review=review,
+        trained_on=config.get("train_cohorts", []),
         curves=plots.training_curves(run.histories) if run.histories else None,
         within=WITHIN_MONTHS, label_statuses=LABEL_STATUSES,
         steps=steps, versions=versions(), commit=git_commit(),
-        config=json.dumps(config, indent=2), host=platform.node())
+        config=json.dumps(config, indent=2), host=platform.node(), info=info)
     write_text(out, html)

@@ -131,6 +131,22 @@ def get_mem_mb(step):
     return mem_mb
 
 
+def get_run_info():
+    """Where and how this run was planned, and the memory each step asked for (report)."""
+    steps = ("shard", "train", "predict")
+    return json.dumps(
+        {
+            "executor": workflow.executor_plugin.name if workflow.executor_plugin else "local",
+            "cores": workflow.cores,
+            "nodes": workflow.nodes,
+            "mem_mb": {
+                s: estimate_mem_mb(s, config["image_size"], config["shards"]["size"])
+                for s in steps
+            },
+        }
+    )
+
+
 def get_synth_args(wildcards):
     """Command-line arguments of `boneage synth` for a synthetic cohort."""
     c = config["cohorts"][wildcards.cohort]

@@ -1,4 +1,24 @@
-# The self-contained HTML report.
+# Saliency maps of example predictions, and the self-contained HTML report.
+
+
+rule saliency:
+    wildcard_constraints:
+        experiment="|".join(EXPERIMENTS),
+    input:
+        model="results/models/{experiment}/model.keras",
+        predictions="results/predictions/{experiment}/{cohort}.tsv",
+        index="results/cohorts/{cohort}/index.json",
+    output:
+        "results/saliency/{experiment}/{cohort}.npz",
+    resources:
+        mem_mb=get_mem_mb("predict"),
+    log:
+        "logs/saliency/{experiment}/{cohort}.log",
+    benchmark:
+        "benchmarks/saliency/{experiment}/{cohort}.tsv"
+    shell:
+        "boneage saliency --model {input.model} --predictions {input.predictions}"
+        " --index {input.index} --out {output} > {log} 2>&1"
 
 
 rule report:
@@ -9,6 +29,11 @@ rule report:
             cohort=COHORTS,
         ),
         manifests=expand("results/cohorts/{cohort}/manifest.tsv", cohort=COHORTS),
+        saliency=expand(
+            "results/saliency/{experiment}/{cohort}.npz",
+            experiment=EXPERIMENTS,
+            cohort=COHORTS,
+        ),
     output:
         report(
             "results/report.html",
@@ -17,10 +42,11 @@ rule report:
         ),
     params:
         config=json.dumps(config, sort_keys=True),
+        run=get_run_info(),
     log:
         "logs/report/report.log",
     benchmark:
         "benchmarks/report/report.tsv"
     shell:
         "boneage report --results results --benchmarks benchmarks"
-        " --config {params.config:q} --out {output} > {log} 2>&1"
+        " --config {params.config:q} --run-info {params.run:q} --out {output} > {log} 2>&1"
