@@ -77,8 +77,10 @@ def explain_cohort(model_path: str | os.PathLike[str], predictions: pd.DataFrame
     maps = saliency_maps(model, x, sex) if len(chosen) else np.zeros((0, size, size), np.uint8)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, ids=chosen["id"].astype(str).to_numpy(),
-                                kind=chosen["kind"].to_numpy(), sex=chosen["sex"].to_numpy(),
+            # plain string arrays: the report loads this file without pickle
+            np.savez_compressed(fh, ids=np.asarray(chosen["id"], dtype=str),
+                                kind=np.asarray(chosen["kind"], dtype=str),
+                                sex=np.asarray(chosen["sex"], dtype=str),
                                 label=chosen["boneage"].to_numpy(), pred=chosen["pred"].to_numpy(),
                                 images=(x[..., 0] * 255).astype(np.uint8), maps=maps)
     return len(chosen)

@@ -53,9 +53,14 @@ def test_tiny_workflow_end_to_end(tmp_path):
                  "aggregate", "report"):
         assert (tmp_path / "logs" / step).is_dir(), step
         assert (tmp_path / "benchmarks" / step).is_dir(), step
+    assert (res / "saliency/quick/tiny.npz").is_file() and "saliency" in html
     # Nothing left to do on a second run.
     again = _snakemake(tmp_path, "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    # Snakemake's own report bundles the marked outputs.
+    zipped = _snakemake(tmp_path, "--report", str(tmp_path / "report.zip"))
+    assert zipped.returncode == 0, zipped.stderr[-2000:]
+    assert (tmp_path / "report.zip").stat().st_size > 10_000
 
 
 def test_hdf5_shards(tmp_path):
