@@ -148,6 +148,17 @@ def cmd_summary(a: argparse.Namespace) -> None:
     print_summary(a.results)
 
 
+def cmd_plan(a: argparse.Namespace) -> None:
+    from boneage.resources import parse_size_mb, plan_node
+
+    try:
+        plan = plan_node(parse_size_mb(a.node_mem), a.node_cores, parse_size_mb(a.proc_mem),
+                         parse_size_mb(a.reserve))
+    except ValueError as exc:
+        sys.exit(f"boneage plan: {exc}")
+    print(plan.describe())
+
+
 def cmd_check_config(a: argparse.Namespace) -> None:
     from boneage.config import ConfigError, load
 
@@ -261,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("summary", cmd_summary, "print held-out accuracy against the baseline")
     s.add_argument("--results", default="results")
+
+    s = add("plan", cmd_plan, "plan processes x threads per node from memory and cores")
+    s.add_argument("--node-mem", required=True, help="node memory, e.g. 64G")
+    s.add_argument("--node-cores", type=int, required=True)
+    s.add_argument("--proc-mem", required=True, help="peak memory of one process, e.g. 11G")
+    s.add_argument("--reserve", default="2G", help="memory kept free for the system")
 
     s = add("check-config", cmd_check_config, "validate a config file against the schema")
     s.add_argument("config")

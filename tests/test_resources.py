@@ -1,0 +1,53 @@
+"""Node planning: memory decides the processes, threads fill the idle cores."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from boneage.resources import estimate_mem_mb, parse_size_mb, plan_node
+
+
+def test_cohort_study_example():
+    plan = plan_node(parse_size_mb("64G"), 24, parse_size_mb("11G"))
+    assert (plan.processes, plan.threads, plan.busy_cores) == (5, 4, 20)
+
+
+@pytest.mark.parametrize("mem,cores,proc,expected", [
+    (65536, 8, 1024, (8, 1)),        # memory is plenty: one process per core
+    (16384, 16, 4096, (3, 5)),       # (16 - 2) // 4 = 3 processes, 16 // 3 = 5 threads
+    (8192, 2, 6144, (1, 2)),
+])
+def test_plans(mem, cores, proc, expected):
+    plan = plan_node(mem, cores, proc)
+    assert (plan.processes, plan.threads) == expected
+    assert plan.busy_cores <= cores and plan.processes * proc <= mem - 2048
+
+
+def test_process_too_big_for_node():
+    with pytest.raises(ValueError, match="one process needs"):
+        plan_node(8192, 8, 16384)
+
+
+@pytest.mark.parametrize("text,mb", [("64G", 65536), ("11GB", 11264), ("512M", 512),
+                                     ("2048", 2048), ("1.5G", 1536), ("1T", 1048576)])
+def test_parse_size(text, mb):
+    assert parse_size_mb(text) == mb
+
+
+def test_plan_cli_prints_the_plan():
+    out = subprocess.run([sys.executable, "-m", "boneage.cli", "plan", "--node-mem", "64G",
+                          "--node-cores", "24", "--proc-mem", "11G"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "5 processes x 4 threads = 20 of 24 cores busy" in out
+    assert "single-threaded: 5 of 24 cores" in out
+    bad = subprocess.run([sys.executable, "-m", "boneage.cli", "plan", "--node-mem", "lots",
+                          "--node-cores", "4", "--proc-mem", "1G"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "not a memory size" in bad.stderr
+
+
+def test_estimates_grow_with_input_and_shard_size():
+    assert estimate_mem_mb("predict", 256, 256) > estimate_mem_mb("predict", 128, 256)
+    assert estimate_mem_mb("shard", 128, 1024) > estimate_mem_mb("shard", 128, 256)
