@@ -29,12 +29,6 @@ def _examples(paths: Sequence[str], keep: set[str] | None, shuffle: bool, seed: 
                 yield shard.images[j], np.float32(shard.sex[j]), np.float32(shard.boneage[j])
 
 
-def count_examples(paths: Sequence[str], keep: set[str] | None) -> int:
-    """How many examples of ``paths`` are in ``keep`` (all when ``keep`` is None)."""
-    ids = [i for p in paths for i in read_shard(p, images=False).ids]
-    return len(ids) if keep is None else sum(i in keep for i in ids)
-
-
 def warp(images: tf.Tensor, angle: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
     """Rotate (radians), scale and shift (pixels, (B, 2)) a batch (B, S, S, 1) about its centre."""
     b = tf.shape(images)[0]

@@ -58,34 +58,38 @@ def check_rows(rows: pd.DataFrame, image_root: str | os.PathLike[str]) -> pd.Dat
     for r in out.itertuples(index=False):
         path = (root / str(r.path)).resolve()
         abspaths.append(str(path))
-        reason = r.error if isinstance(r.error, str) and r.error else None
-        labelled = r.label_status != "unlabelled"
-        if reason:
-            pass
-        elif r.id in seen:
-            reason = "duplicate_id"
-        elif not path.is_relative_to(root):
-            reason = "path_escapes_root"
-        elif not path.is_file():
-            reason = "missing_file"
-        elif path.stat().st_size == 0:
-            reason = "empty_file"
-        elif labelled and r.label_status == "missing":
-            reason = "missing_label"
-        elif labelled and r.label_status == "unparseable":
-            reason = "unparseable_label"
-        elif labelled and not (np.isfinite(r.boneage) and 0 <= r.boneage <= MAX_MONTHS):
-            reason = "impossible_label"
-        elif r.sex not in ("M", "F"):
-            reason = "missing_sex"
+        reasons.append(_table_reason(r, path, root, seen))
         seen.add(r.id)
-        reasons.append(reason)
     out["abspath"] = abspaths
     out = out.drop(columns=["error"])
     out["reason"] = reasons
     out["status"] = np.where(out["reason"].isna(), "accepted", "rejected")
     out["inverted"] = False
     return out
+
+
+def _table_reason(r, path: Path, root: Path, seen: set[str]) -> str | None:
+    """The first table-level check a source row fails (None when it passes)."""
+    if isinstance(r.error, str) and r.error:
+        return r.error  # the reader already rejected it
+    if r.id in seen:
+        return "duplicate_id"
+    if not path.is_relative_to(root):
+        return "path_escapes_root"
+    if not path.is_file():
+        return "missing_file"
+    if path.stat().st_size == 0:
+        return "empty_file"
+    if r.label_status == "missing":
+        return "missing_label"
+    if r.label_status == "unparseable":
+        return "unparseable_label"
+    if r.label_status != "unlabelled" and not (np.isfinite(r.boneage)
+                                               and 0 <= r.boneage <= MAX_MONTHS):
+        return "impossible_label"
+    if r.sex not in ("M", "F"):
+        return "missing_sex"
+    return None
 
 
 def build_manifest(spec: dict, shard_size: int) -> tuple[pd.DataFrame, list[dict], list[str]]:

@@ -58,15 +58,14 @@ def explain_cohort(model_path: str | os.PathLike[str], predictions: pd.DataFrame
     """Write examples and their saliency maps of one cohort to ``out`` (.npz); return count."""
     from boneage.models import load_model
     from boneage.predict import to_model_input
-    from boneage.shards import read_shard
+    from boneage.shards import read_shard, stored_size
 
     chosen = select_examples(predictions)
     wanted = dict(zip(chosen["id"].astype(str), range(len(chosen))))
-    images = np.zeros((len(chosen), 1, 1, 1), np.uint8)
+    side = stored_size(shards) or 1
+    images = np.zeros((len(chosen), side, side, 1), np.uint8)
     for path in shards:
         shard = read_shard(path)
-        if images.shape[1] == 1 and len(shard):
-            images = np.zeros((len(chosen),) + shard.images.shape[1:], np.uint8)
         for i, sid in enumerate(shard.ids):
             if sid in wanted:
                 images[wanted[sid]] = shard.images[i]

@@ -102,13 +102,13 @@ def subset_ids(split: pd.DataFrame, subset: str, train_censored: bool = False) -
     return set(split.loc[keep, "id"].astype(str))
 
 
-def label_stats(shards: list[str], keep: set[str]) -> tuple[float, float, int]:
-    """Mean and sd of the training labels (for the output scale and the baseline)."""
-    from boneage.shards import read_shard
+def label_stats(meta: dict, keep: set[str]) -> tuple[float, float, int]:
+    """Mean and sd of the training labels (for the output scale and the baseline).
 
+    ``meta`` maps shard paths to shards read without images.
+    """
     values = []
-    for p in shards:
-        shard = read_shard(p, images=False)
+    for shard in meta.values():
         values += [y for sid, y in zip(shard.ids, shard.boneage) if sid in keep]
     if not values:
         raise ValueError("no training images: the train subset of the training cohorts is empty")
@@ -132,9 +132,10 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
     import keras
     import tensorflow as tf
 
-    from boneage.data import count_examples, make_dataset
+    from boneage.data import make_dataset
     from boneage.losses import loss_function
     from boneage.models import build_model, load_model
+    from boneage.shards import read_shard
 
     dist = dist or Distribution()
     device = configure_devices(dist, threads)
@@ -146,14 +147,19 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
 
     train_ids = subset_ids(split, "train", exp.train_censored)
     val_ids = subset_ids(split, "val")
-    mean, sd, n_train = label_stats(shards, train_ids)
+    meta = {p: read_shard(p, images=False) for p in shards}  # ids and labels, read once
+    mean, sd, n_train = label_stats(meta, train_ids)
     mine, example_slice = rank_share(shards, dist)
+
+    def count(keep: set[str]) -> int:
+        return sum(sid in keep for p in mine for sid in meta[p].ids)
+
     steps = max(1, math.ceil(n_train / (exp.batch_size * dist.size)))
     train_ds = make_dataset(mine, exp.image_size, exp.batch_size, keep=train_ids, training=True,
                             augment=exp.augment, seed=exp.seed + 7919 * dist.rank,
-                            n_examples=count_examples(mine, train_ids), rank_slice=example_slice)
+                            n_examples=count(train_ids), rank_slice=example_slice)
     val_ds = make_dataset(mine, exp.image_size, 64, keep=val_ids, rank_slice=example_slice,
-                          n_examples=count_examples(mine, val_ids))
+                          n_examples=count(val_ids))
 
     state_file = ckpt_dir / "state.json"
     start_epoch, history = 0, []

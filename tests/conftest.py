@@ -30,7 +30,7 @@ def tiny_shards(tmp_path_factory, tiny_cohort) -> tuple[list[str], pd.DataFrame]
     """The tiny cohort ingested at 32 px into Zarr shards of 12, with its split."""
     from boneage.manifest import check_rows, finalise, plan_shards
     from boneage.shards import build_shard
-    from boneage.sources import read_rsna
+    from boneage.sources.rsna import read_rsna
     from boneage.split import make_split
 
     out = tmp_path_factory.mktemp("shards")

@@ -8,7 +8,7 @@ from conftest import write_png
 
 from boneage.manifest import REASONS, check_rows, finalise, plan_shards, summarise
 from boneage.shards import build_shard
-from boneage.sources import read_rsna
+from boneage.sources.rsna import read_rsna
 
 
 def _bad_cohort(tmp_path):

@@ -93,9 +93,3 @@ def read_source(spec: dict[str, Any]) -> tuple[pd.DataFrame, Path]:
         return read_dicom_folder(spec), Path(spec["folder"])
     raise ValueError(f"unknown cohort source {kind!r}")
 
-
-def read_rsna(*args, **kwargs) -> pd.DataFrame:
-    """See :func:`boneage.sources.rsna.read_rsna`."""
-    from boneage.sources.rsna import read_rsna as _read
-
-    return _read(*args, **kwargs)
