@@ -21,6 +21,7 @@ wildcard_constraints:
     cohort="[A-Za-z0-9_-]+",
     experiment="[A-Za-z0-9_-]+",
     shard=r"s\d{5}",
+    group=r"g\d{4}",
 
 
 include: "workflow/rules/common.smk"

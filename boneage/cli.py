@@ -90,13 +90,56 @@ def cmd_launch(a: argparse.Namespace) -> None:
     command = a.command[1:] if a.command[:1] == ["--"] else a.command
     if not command:
         sys.exit("boneage launch: give the command after --")
-    sys.exit(launch(command, a.ranks, a.cpu_ranks, a.controller))
+    sys.exit(launch(command, a.ranks, a.cpu_ranks, a.controller, mpi=a.mpi))
 
 
 def cmd_predict(a: argparse.Namespace) -> None:
     from boneage.predict import predict_shard
 
-    write_tsv(a.out, predict_shard(a.model, a.shard, threads=a.threads, tta=a.tta))
+    write_tsv(a.out, predict_shard(a.model, a.shard, batch_size=a.batch_size, threads=a.threads,
+                                   tta=a.tta))
+
+
+def cmd_predict_group(a: argparse.Namespace) -> None:
+    from boneage.distribute import set_threads
+    from boneage.dispatch import run_group
+    from boneage.models import load_model
+    from boneage.predict import predict_shard
+
+    set_threads(a.threads)
+    model = load_model(a.model)
+
+    def predict(shard: str) -> pd.DataFrame:
+        return predict_shard(model, shard, batch_size=a.batch_size, tta=a.tta)
+
+    table = run_group(a.shards, predict, log=lambda m: print(m, flush=True))
+    if table is not None:
+        write_tsv(a.out, table)
+        print(f"{len(a.shards)} shards, {len(table)} images -> {a.out}")
+
+
+def cmd_profile(a: argparse.Namespace) -> None:
+    from boneage.memory import estimate, profile_experiment
+
+    exp = json.loads(a.experiment)
+    profile = profile_experiment(exp)
+    profile.save(a.out)
+    batch = exp.get("batch_size", 32)
+    batch = batch if isinstance(batch, int) else 32
+    print(f"{profile.backbone} at {profile.image_size} px: {profile.params:,} parameters, "
+          f"{profile.activations:,} activation floats per image")
+    print(f"train (batch {batch}): {estimate(profile, 'train', batch).describe()}")
+    print(f"predict (batch 64): {estimate(profile, 'predict', 64).describe()}")
+
+
+def cmd_calibrate(a: argparse.Namespace) -> None:
+    from boneage.calibrate import calibrate_predict
+
+    result = calibrate_predict(a.model, a.shard, a.threads, tta=a.tta, batch_size=a.batch_size)
+    write_json(a.out, result)
+    estimate = f" (estimate {result['estimate_mb']:.0f} MB)" if "estimate_mb" in result else ""
+    print(f"predict on {result['images']} images: peak RSS {result['peak_rss_mb']:.0f} MB"
+          f"{estimate}, {result['images_per_s']:.1f} images/s with {a.threads} thread(s)")
 
 
 def cmd_aggregate(a: argparse.Namespace) -> None:
@@ -149,12 +192,19 @@ def cmd_summary(a: argparse.Namespace) -> None:
 
 
 def cmd_plan(a: argparse.Namespace) -> None:
-    from boneage.resources import parse_size_mb, plan_node
+    from boneage.resources import parse_size_mb, plan_node, predict_memory_mb
 
     try:
-        plan = plan_node(parse_size_mb(a.node_mem), a.node_cores, parse_size_mb(a.proc_mem),
+        if a.proc_mem:
+            proc_mb = parse_size_mb(a.proc_mem)
+        else:
+            size = json.loads(Path(a.profile).read_text())["image_size"] if a.profile else 0
+            proc_mb, source = predict_memory_mb(a.profile, a.calibration, size, a.shard_size,
+                                                margin=a.margin)
+            print(f"one predict process: {proc_mb} MB ({source})")
+        plan = plan_node(parse_size_mb(a.node_mem), a.node_cores, proc_mb,
                          parse_size_mb(a.reserve))
-    except ValueError as exc:
+    except (ValueError, OSError, KeyError) as exc:
         sys.exit(f"boneage plan: {exc}")
     print(plan.describe())
 
@@ -227,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ranks", type=int, default=1)
     s.add_argument("--cpu-ranks", type=int, default=2, help="most ranks when there is no GPU")
     s.add_argument("--controller", choices=["gloo", "mpi"], default="gloo")
+    s.add_argument("--mpi", action="store_true",
+                   help="plain MPI ranks (mpirun, or srun under Slurm), not Horovod training")
     s.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ...")
 
     s = add("predict", cmd_predict, "predict bone age for one shard")
@@ -234,7 +286,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--shard", required=True)
     s.add_argument("--out", required=True)
     s.add_argument("--threads", type=int)
+    s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--tta", action="store_true", help="average over test-time augmented views")
+
+    s = add("predict-group", cmd_predict_group,
+            "predict a group of shards as MPI ranks (run under boneage launch --mpi)")
+    s.add_argument("--model", required=True)
+    s.add_argument("--shards", nargs="+", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--threads", type=int)
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--tta", action="store_true")
+
+    s = add("profile", cmd_profile, "count a model's parameters and activations (for memory)")
+    s.add_argument("--experiment", required=True, help="experiment settings as JSON")
+    s.add_argument("--out", required=True)
+
+    s = add("calibrate", cmd_calibrate, "measure the peak memory of predict on one shard")
+    s.add_argument("--model", required=True)
+    s.add_argument("--shard", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--threads", type=int, default=1)
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--tta", action="store_true")
 
     s = add("aggregate", cmd_aggregate, "merge shard predictions and score a cohort")
     s.add_argument("--predictions", nargs="+", required=True)
@@ -276,7 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("plan", cmd_plan, "plan processes x threads per node from memory and cores")
     s.add_argument("--node-mem", required=True, help="node memory, e.g. 64G")
     s.add_argument("--node-cores", type=int, required=True)
-    s.add_argument("--proc-mem", required=True, help="peak memory of one process, e.g. 11G")
+    proc = s.add_mutually_exclusive_group(required=True)
+    proc.add_argument("--proc-mem", help="peak memory of one process, e.g. 11G")
+    proc.add_argument("--calibration", help="a calibration.json: its measured peak + margin")
+    proc.add_argument("--profile", help="a profile.json: the model-based predict estimate")
+    s.add_argument("--shard-size", type=int, default=256, help="with --profile")
+    s.add_argument("--margin", type=float, default=0.2, help="headroom over a measured peak")
     s.add_argument("--reserve", default="2G", help="memory kept free for the system")
 
     s = add("check-config", cmd_check_config, "validate a config file against the schema")

@@ -1,11 +1,14 @@
-"""Start a command as N Horovod ranks: one process, horovodrun, or srun.
+"""Start a command as N ranks: one process, horovodrun, mpirun or srun.
 
 * 1 rank: the command itself;
-* inside a SLURM allocation with enough tasks: ``srun --mpi=pmix -n N``;
-* otherwise on this node: ``horovodrun -np N -H localhost:N --gloo|--mpi``.
+* inside a SLURM job (the Slurm executor's MPI jobs keep SLURM_JOB_ID but
+  not SLURM_NTASKS) or an allocation with enough tasks: ``srun --mpi=pmix -n N``
+  (``BONEAGE_SRUN_MPI`` picks another PMI plugin);
+* otherwise on this node: ``horovodrun -np N -H localhost:N --gloo|--mpi`` for
+  Horovod training, ``mpirun -n N`` for plain MPI (grouped prediction).
 
-Without GPUs, ranks are capped at ``cpu_ranks`` (a DGX profile asks for 8
-ranks; a laptop runs the same command with fewer CPU ranks).
+Horovod training without GPUs is capped at ``cpu_ranks`` (a DGX profile asks
+for 8 ranks; a laptop runs the same command with fewer CPU ranks).
 """
 
 from __future__ import annotations
@@ -29,27 +32,50 @@ def gpu_count() -> int:
     return sum(line.startswith("GPU ") for line in out.stdout.splitlines())
 
 
+def gpu_memory_mb() -> float | None:
+    """Total memory of the first visible GPU in MB (``nvidia-smi``), None without one."""
+    if gpu_count() == 0:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total",
+                              "--format=csv,noheader,nounits"], capture_output=True, text=True,
+                             timeout=20)
+        return float(out.stdout.split()[0])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
 def launch_command(command: list[str], ranks: int, cpu_ranks: int, controller: str = "gloo",
-                   gpus: int | None = None, env: dict[str, str] | None = None) -> list[str]:
-    """The command line that starts ``command`` as the right number of ranks."""
+                   gpus: int | None = None, env: dict[str, str] | None = None,
+                   mpi: bool = False) -> list[str]:
+    """The command line that starts ``command`` as the right number of ranks.
+
+    ``mpi``: plain MPI ranks (mpi4py), not capped by GPUs or ``cpu_ranks``.
+    """
     env = os.environ if env is None else env
-    gpus = gpu_count() if gpus is None else gpus
-    if gpus == 0:
-        ranks = min(ranks, cpu_ranks)
-    elif gpus < ranks:
-        ranks = gpus
+    if not mpi:
+        gpus = gpu_count() if gpus is None else gpus
+        if gpus == 0:
+            ranks = min(ranks, cpu_ranks)
+        elif gpus < ranks:
+            ranks = gpus
     ranks = max(ranks, 1)
     if ranks == 1:
         return command
-    if "SLURM_JOB_ID" in env and int(env.get("SLURM_NTASKS", "1")) >= ranks:
-        return ["srun", "--mpi=pmix", "-n", str(ranks), *command]
+    if "SLURM_JOB_ID" in env and int(env.get("SLURM_NTASKS", ranks)) >= ranks:
+        return ["srun", f"--mpi={env.get('BONEAGE_SRUN_MPI', 'pmix')}", "-n", str(ranks),
+                *command]
+    if mpi:
+        root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
+        return ["mpirun", *root, "--oversubscribe", "-n", str(ranks), *command]
     return ["horovodrun", "-np", str(ranks), "-H", f"localhost:{ranks}", f"--{controller}",
             *command]
 
 
-def launch(command: list[str], ranks: int, cpu_ranks: int, controller: str = "gloo") -> int:
+def launch(command: list[str], ranks: int, cpu_ranks: int, controller: str = "gloo",
+           mpi: bool = False) -> int:
     """Run ``command`` as ranks (see :func:`launch_command`); return its exit status."""
-    line = launch_command(command, ranks, cpu_ranks, controller)
+    line = launch_command(command, ranks, cpu_ranks, controller, mpi=mpi)
     print("launch:", " ".join(line), flush=True)
     return subprocess.call(line)
 

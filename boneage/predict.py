@@ -23,12 +23,13 @@ def to_model_input(model, images: np.ndarray) -> np.ndarray:
     return x
 
 
-def predict_shard(model_path: str | os.PathLike[str], shard_path: str | os.PathLike[str],
+def predict_shard(model_path, shard_path: str | os.PathLike[str],
                   batch_size: int = 64, threads: int | None = None,
                   tta: bool = False) -> pd.DataFrame:
     """Run the saved model over a shard; one row per image (columns: PREDICTION_COLUMNS).
 
-    With ``tta``, each prediction is the mean over the test-time views of
+    ``model_path`` is a saved model, or a loaded one (grouped prediction loads
+    it once for many shards). With ``tta``, each prediction is the mean over the test-time views of
     :data:`boneage.data.TTA_VIEWS` (small rotations and scalings).
     """
     import tensorflow as tf
@@ -38,7 +39,7 @@ def predict_shard(model_path: str | os.PathLike[str], shard_path: str | os.PathL
     from boneage.models import load_model
 
     set_threads(threads)
-    model = load_model(model_path)
+    model = load_model(model_path) if isinstance(model_path, (str, os.PathLike)) else model_path
     shard = read_shard(shard_path)
     preds = np.zeros(len(shard), np.float32)
     for i in range(0, len(shard), batch_size):

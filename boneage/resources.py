@@ -1,36 +1,49 @@
-"""Resource estimates that rules take instead of hard-coded numbers, and node plans.
+"""Resources that rules take instead of hard-coded numbers, and node plans.
 
-Figures are peak resident memory in MB for one job of a step, from what the
-step holds: the TensorFlow runtime (~600 MB once imported), the model and
-its activations, and the data it keeps in memory. They are deliberately
-generous; the calibrate step (issue #5) will replace guesses by measurement.
+Memory comes, best first, from a measurement (``boneage calibrate``: predict
+on one shard, peak RSS), the model-based estimate (boneage.memory, from the
+experiment's ``profile.json``), or the coarse per-step figures below when
+neither file exists yet (a dry run before training). :func:`plan_node` then
+decides how many such processes share a node and how many threads each gets;
+the rules' ``mem_mb`` and ``threads`` (``cpus_per_task`` on Slurm) come
+from that plan, so SLURM packs the planned number of jobs per node and a
+local run caps its concurrency the same way through Snakemake resources.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 TF_RUNTIME_MB = 700
 #: Memory kept free on a node for the OS and the scheduler's daemons (MB).
 NODE_RESERVE_MB = 2048
 PYTHON_MB = 250
+#: The Snakemake process that runs each job beside the step's own process (on
+#: Slurm, the jobstep executor inside the allocation counts against its memory).
+JOB_OVERHEAD_MB = 300
 
 
 def estimate_mem_mb(step: str, image_size: int, shard_size: int, batch_size: int = 32) -> int:
-    """Peak memory (MB) of one ``step`` job for this input size and shard size."""
+    """Coarse peak memory (MB) of one ``step`` job, for when no profile or measurement exists."""
     pixels_mb = image_size * image_size / 2**20
     if step == "shard":
         # One decoded full-size film (up to ~40 MPixel float32) plus the shard's images.
-        return int(PYTHON_MB + 4 * 40 + 2 * shard_size * pixels_mb + 100)
-    if step == "predict":
-        return int(TF_RUNTIME_MB + 4 * shard_size * pixels_mb + 64 * 200 * pixels_mb + 300)
-    if step == "train":
+        mem = PYTHON_MB + 4 * 40 + 2 * shard_size * pixels_mb + 100
+    elif step == "predict":
+        mem = TF_RUNTIME_MB + 4 * shard_size * pixels_mb + 64 * 200 * pixels_mb + 300
+    elif step == "train":
         # Activations of a small CNN: ~200 floats per input pixel per image in a batch.
-        activations = batch_size * 200 * 4 * pixels_mb
-        return int(TF_RUNTIME_MB + activations * 3 + 1500)
-    return PYTHON_MB + 250
+        mem = TF_RUNTIME_MB + batch_size * 200 * 4 * pixels_mb * 3 + 1500
+    elif step == "profile":  # builds the model with TensorFlow
+        mem = TF_RUNTIME_MB + 300
+    else:
+        mem = PYTHON_MB + 250
+    return int(mem) + JOB_OVERHEAD_MB
 
 
 def machine_memory_mb(reserve_mb: int = 1024) -> int:
@@ -85,3 +98,89 @@ def plan_node(node_mem_mb: int, node_cores: int, proc_mem_mb: int,
                          f"{node_mem_mb - reserve_mb} MB after the {reserve_mb} MB reserve")
     processes = min(node_cores, fits)
     return NodePlan(processes, node_cores // processes, node_cores, node_mem_mb, proc_mem_mb)
+
+
+@dataclass(frozen=True)
+class Node:
+    """The compute node jobs are planned for (config ``cluster``; default: this machine)."""
+
+    mem_mb: int
+    cores: int
+    reserve_mb: int = NODE_RESERVE_MB
+    margin: float = 0.2
+
+    @classmethod
+    def from_config(cls, cluster: dict, slurm: bool = False) -> "Node":
+        """Config ``cluster``; what it leaves out comes from Slurm (``slurm``) or this machine."""
+        mem, cores = cluster.get("node_mem"), cluster.get("node_cores")
+        found = slurm_node() if slurm and not (mem and cores) else None
+        if found:
+            mem, cores = mem or found[0], cores or found[1]
+        return cls(parse_size_mb(mem) if mem else machine_memory_mb(reserve_mb=0),
+                   int(cores or os.cpu_count() or 1),
+                   parse_size_mb(cluster.get("reserve", NODE_RESERVE_MB)),
+                   float(cluster.get("memory_margin", 0.2)))
+
+
+def slurm_node() -> tuple[int, int] | None:
+    """(memory MB, cores) of the smallest node in Slurm's default partition, from ``sinfo``.
+
+    None where sinfo is missing or answers nothing usable.
+    """
+    try:
+        out = subprocess.run(["sinfo", "--noheader", "--format", "%P %m %c"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    rows = [line.split() for line in out.stdout.splitlines() if len(line.split()) == 3]
+    default = [r for r in rows if r[0].endswith("*")] or rows
+    try:
+        sizes = [(int(m.rstrip("+")), int(c.rstrip("+"))) for _, m, c in default]
+    except ValueError:
+        return None
+    return (min(m for m, _ in sizes), min(c for _, c in sizes)) if sizes else None
+
+
+def _read_json(path: str | os.PathLike[str] | None) -> dict | None:
+    if path and Path(path).is_file():
+        with open(path) as fh:
+            return json.load(fh)
+    return None
+
+
+def predict_memory_mb(profile: str | None, calibration: str | None, image_size: int,
+                      shard_size: int, batch_size: int = 64, tta: bool = False,
+                      margin: float = 0.2) -> tuple[int, str]:
+    """Memory (MB) to ask for one predict process, and where the figure comes from.
+
+    The calibration's measured peak RSS when it exists, else the model-based
+    estimate, else the coarse figure; measured and estimated figures get
+    ``margin`` on top, plus the job's own Snakemake process.
+    """
+    measured = _read_json(calibration)
+    if measured:
+        return int(measured["peak_rss_mb"] * (1 + margin)) + JOB_OVERHEAD_MB, "measured"
+    prof = _read_json(profile)
+    if prof:
+        from boneage.memory import ModelProfile, estimate
+
+        est = estimate(ModelProfile(**prof), "predict", batch_size, shard_images=shard_size,
+                       stored_size=image_size, tta_views=5 if tta else 1)
+        return int(est.total * (1 + margin)) + JOB_OVERHEAD_MB, "estimated"
+    return estimate_mem_mb("predict", image_size, shard_size, batch_size), "default"
+
+
+def train_memory_mb(profile: str | None, exp: dict, ranks: int, examples: int,
+                    image_size: int, margin: float = 0.2) -> int:
+    """Memory (MB) of a train job: its ranks, each holding the model and its data share."""
+    batch = exp.get("batch_size", 32)
+    batch = batch if isinstance(batch, int) else 32  # "auto" sizes device memory, not host
+    prof = _read_json(profile)
+    if not prof:
+        return ranks * estimate_mem_mb("train", image_size, 0, batch)
+    from boneage.memory import ModelProfile, estimate
+
+    est = estimate(ModelProfile(**prof), "train", batch,
+                   optimizer=exp.get("optimizer", "adamw"), examples=examples // max(ranks, 1),
+                   stored_size=image_size)
+    return ranks * int(est.total * (1 + margin)) + JOB_OVERHEAD_MB

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ class Experiment:
     backbone: str = "small_cnn"
     image_size: int = 128
     epochs: int = 20
-    batch_size: int = 32
+    batch_size: int | str = 32  # or "auto": from GPU memory (see resolve_batch_size)
     learning_rate: float = 2e-3
     warmup_epochs: int = 1
     weight_decay: float = 1e-4
@@ -54,6 +54,23 @@ class Experiment:
     def from_dict(cls, name: str, d: dict[str, Any]) -> "Experiment":
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
         return cls(name=name, **known)
+
+
+def resolve_batch_size(exp: Experiment) -> Experiment:
+    """``batch_size: auto``: the largest batch the GPU's memory holds by the estimate; 32 on CPU."""
+    if exp.batch_size != "auto":
+        return exp
+    from boneage.launch import gpu_memory_mb
+    from boneage.memory import gpu_batch_size, profile_experiment
+
+    gpu_mb = gpu_memory_mb()
+    if gpu_mb is None:
+        return replace(exp, batch_size=32)
+    profile = profile_experiment({"backbone": exp.backbone, "image_size": exp.image_size,
+                                  "loss": exp.loss, "sex_mode": exp.sex_mode})
+    batch = gpu_batch_size(profile, gpu_mb, exp.optimizer)
+    print(f"batch_size auto: {batch} per GPU ({gpu_mb:,.0f} MB)", flush=True)
+    return replace(exp, batch_size=batch)
 
 
 def learning_rate(exp: Experiment, epoch: int, world: int) -> float:
@@ -139,6 +156,7 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
 
     dist = dist or Distribution()
     device = configure_devices(dist, threads)
+    exp = resolve_batch_size(exp)  # after configure_devices: it builds a model
     out = Path(out_dir)
     ckpt_dir = out / "checkpoint"
     if dist.is_chief:

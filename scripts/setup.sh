@@ -5,7 +5,8 @@
 #   the boneage package itself (editable).
 # A second run skips what is already there (the Horovod build takes ~12 min
 # on 2 cores). Options:
-#   --test   also install what the tests need: requirements-test.txt, Chromium
+#   --test   also install what the tests need: requirements-test.txt, Chromium,
+#            and Slurm + munge (tests/localslurm.py starts a one-node Slurm)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -24,7 +25,8 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 
 apt_pkgs=(libopenmpi-dev openmpi-bin cmake g++ make python3-venv python3-dev)
-[ "$WITH_TEST" -eq 1 ] && apt_pkgs+=(chromium)  # the report's browser test
+# The report's browser test; the Slurm tests' daemons and client commands.
+[ "$WITH_TEST" -eq 1 ] && apt_pkgs+=(chromium slurm-wlm slurm-client munge)
 missing=()
 for p in "${apt_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -54,6 +54,10 @@ def test_tiny_workflow_end_to_end(tmp_path):
         assert (tmp_path / "logs" / step).is_dir(), step
         assert (tmp_path / "benchmarks" / step).is_dir(), step
     assert (res / "saliency/quick/tiny.npz").is_file() and "saliency" in html
+    # Predict's memory was measured once (calibrate) and sized the predict jobs.
+    calibration = json.loads((res / "models/quick/calibration.json").read_text())
+    assert calibration["peak_rss_mb"] > 300 and 'id="memory"' in html
+    assert (tmp_path / "logs/calibrate/quick.log").is_file()
     # Nothing left to do on a second run.
     again = _snakemake(tmp_path, "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr

@@ -28,3 +28,13 @@ def test_slurm_allocation_uses_srun():
     assert launch_command(CMD, 8, 2, gpus=8, env=env) == ["srun", "--mpi=pmix", "-n", "8", *CMD]
     small = {"SLURM_JOB_ID": "42", "SLURM_NTASKS": "1"}  # not enough tasks: stay on this node
     assert launch_command(CMD, 2, 2, gpus=0, env=small)[0] == "horovodrun"
+
+
+def test_plain_mpi_ranks_are_not_capped_by_gpus():
+    line = launch_command(["boneage", "predict-group"], 5, 2, gpus=0, env={}, mpi=True)
+    assert line[0] == "mpirun" and line[line.index("-n") + 1] == "5"
+    # The Slurm executor's MPI jobs keep SLURM_JOB_ID but drop SLURM_NTASKS.
+    assert launch_command(CMD, 4, 2, gpus=0, env={"SLURM_JOB_ID": "7"}, mpi=True)[:4] == \
+        ["srun", "--mpi=pmix", "-n", "4"]
+    env = {"SLURM_JOB_ID": "7", "BONEAGE_SRUN_MPI": "pmi2"}
+    assert launch_command(CMD, 2, 2, gpus=0, env=env, mpi=True)[1] == "--mpi=pmi2"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -51,3 +53,38 @@ def test_plan_cli_prints_the_plan():
 def test_estimates_grow_with_input_and_shard_size():
     assert estimate_mem_mb("predict", 256, 256) > estimate_mem_mb("predict", 128, 256)
     assert estimate_mem_mb("shard", 128, 1024) > estimate_mem_mb("shard", 128, 256)
+
+
+def test_predict_memory_prefers_measurement_then_estimate(tmp_path):
+    from boneage.memory import ModelProfile
+    from boneage.resources import JOB_OVERHEAD_MB, predict_memory_mb
+
+    profile, calibration = tmp_path / "profile.json", tmp_path / "calibration.json"
+    default, source = predict_memory_mb(str(profile), str(calibration), 128, 256)
+    assert source == "default" and default == estimate_mem_mb("predict", 128, 256, 64)
+    ModelProfile("small_cnn", 128, 282897, 281937, 1366370).save(profile)
+    estimated, source = predict_memory_mb(str(profile), str(calibration), 128, 256)
+    assert source == "estimated" and 800 < estimated - JOB_OVERHEAD_MB < 1400
+    calibration.write_text(json.dumps({"peak_rss_mb": 1000.0}))
+    measured, source = predict_memory_mb(str(profile), str(calibration), 128, 256, margin=0.25)
+    assert (measured, source) == (1250 + JOB_OVERHEAD_MB, "measured")
+
+
+def test_node_defaults_to_this_machine():
+    from boneage.resources import Node, machine_memory_mb
+
+    here = Node.from_config({})
+    assert here.cores == os.cpu_count() and here.mem_mb == machine_memory_mb(reserve_mb=0)
+    site = Node.from_config({"node_mem": "64G", "node_cores": 24, "reserve": "4G",
+                             "memory_margin": 0.1})
+    assert (site.mem_mb, site.cores, site.reserve_mb, site.margin) == (65536, 24, 4096, 0.1)
+
+
+def test_plan_cli_from_a_calibration(tmp_path):
+    cal = tmp_path / "calibration.json"
+    cal.write_text(json.dumps({"peak_rss_mb": 8000.0}))
+    out = subprocess.run([sys.executable, "-m", "boneage.cli", "plan", "--node-mem", "64G",
+                          "--node-cores", "24", "--calibration", str(cal)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "one predict process: 9900 MB (measured)" in out  # 8000 x 1.2 + 300
+    assert "6 processes x 4 threads = 24 of 24 cores busy" in out

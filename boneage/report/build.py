@@ -91,6 +91,23 @@ def experiment_table(run: RunResults) -> list[dict[str, Any]]:
     return rows
 
 
+def memory_plans(calibration: dict[str, dict], node: dict | None) -> list[dict]:
+    """Per model: predict's measured peak memory, the estimate, and the node plan it gives."""
+    from boneage.resources import JOB_OVERHEAD_MB, plan_node
+
+    rows = []
+    for name, cal in sorted(calibration.items()):
+        row = {"experiment": name, **cal, "plan": None}
+        if node:
+            try:
+                proc = int(cal["peak_rss_mb"] * 1.2) + JOB_OVERHEAD_MB
+                row["plan"] = plan_node(node["mem_mb"], node["cores"], proc).describe()
+            except ValueError as exc:
+                row["plan"] = str(exc)
+        rows.append(row)
+    return rows
+
+
 def build_report(results: str | os.PathLike[str], benchmarks: str | os.PathLike[str],
                  config_json: str, out: str | os.PathLike[str], run_info: str = "{}") -> None:
     """Render the report from the output folders.
@@ -123,6 +140,7 @@ def build_report(results: str | os.PathLike[str], benchmarks: str | os.PathLike[
              .reset_index().to_dict("records")) if len(run.benchmarks) else []
     for row in steps:
         row["requested_mb"] = info.get("mem_mb", {}).get(row["step"])
+    memory = memory_plans(run.calibration, info.get("node"))
     env = Environment(loader=PackageLoader("boneage", "templates"),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     html = env.get_template("report.html").render(
@@ -134,5 +152,5 @@ def build_report(results: str | os.PathLike[str], benchmarks: str | os.PathLike[
         curves=plots.training_curves(run.histories) if run.histories else None,
         within=WITHIN_MONTHS, label_statuses=LABEL_STATUSES,
         steps=steps, versions=versions(), commit=git_commit(),
-        config=json.dumps(config, indent=2), host=platform.node(), info=info)
+        config=json.dumps(config, indent=2), host=platform.node(), info=info, memory=memory)
     write_text(out, html)

@@ -23,6 +23,7 @@ class RunResults:
     metrics: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     predictions: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
     benchmarks: pd.DataFrame = field(default_factory=pd.DataFrame)
+    calibration: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def collect(results: str | os.PathLike[str], benchmarks: str | os.PathLike[str]) -> RunResults:
@@ -32,6 +33,9 @@ def collect(results: str | os.PathLike[str], benchmarks: str | os.PathLike[str])
         out.manifests[p.parent.name] = read_tsv(p)
     for p in sorted(res.glob("models/*/train.json")):
         out.train[p.parent.name] = json.loads(p.read_text())
+        cal = p.parent / "calibration.json"
+        if cal.exists():
+            out.calibration[p.parent.name] = json.loads(cal.read_text())
         hist = p.parent / "history.tsv"
         if hist.exists():
             out.histories[p.parent.name] = read_tsv(hist)

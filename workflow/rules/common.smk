@@ -1,8 +1,16 @@
 # Helpers shared by all .smk files: config validation, path and input functions.
 import json
+import os
 
 from boneage.config import validate as validate_config
-from boneage.resources import estimate_mem_mb, machine_memory_mb
+from boneage.resources import (
+    Node,
+    estimate_mem_mb,
+    machine_memory_mb,
+    plan_node,
+    predict_memory_mb,
+    train_memory_mb,
+)
 from boneage.shards import FORMATS
 
 # The package's validator fills defaults and names each bad key (dotted path);
@@ -13,6 +21,10 @@ validate_config(config)
 if workflow.local_exec and "mem_mb" not in workflow.global_resources:
     workflow.register_resource("mem_mb", machine_memory_mb())
 
+# The node jobs are planned for: config `cluster`; on Slurm what it leaves out
+# comes from sinfo (the smallest node of the default partition), else this machine.
+EXECUTOR = workflow.executor_plugin.name if workflow.executor_plugin else "local"
+NODE = Node.from_config(config["cluster"], slurm=EXECUTOR.startswith("slurm"))
 COHORTS = list(config["cohorts"])
 EXPERIMENTS = list(config["experiments"])
 ENSEMBLES = config["aggregate"]["ensembles"]
@@ -20,6 +32,9 @@ ENSEMBLES = config["aggregate"]["ensembles"]
 SCORED = EXPERIMENTS + list(ENSEMBLES)
 SHARD_EXT = FORMATS[config["shards"]["format"]]
 SHARD = f"results/cohorts/{{cohort}}/shards/{{shard}}{SHARD_EXT}"
+PREDICT_ARGS = f"--batch-size {config['predict']['batch_size']}" + (
+    " --tta" if config["aggregate"]["tta"] else ""
+)
 
 
 def cohort_spec(cohort):
@@ -48,18 +63,30 @@ def get_cohort_json(wildcards):
     return json.dumps(cohort_spec(wildcards.cohort), sort_keys=True)
 
 
+_PLANS = {}
+
+
+def shard_plan(cohort):
+    """{shard: digest} of a cohort's shard plan, known once its manifest checkpoint has run.
+
+    Read once per file version: a 500-shard plan is asked for by every shard job.
+    """
+    plan = checkpoints.manifest.get(cohort=cohort).output.plan
+    key = (plan, os.stat(plan).st_mtime_ns)
+    if key not in _PLANS:
+        with open(plan) as fh:
+            _PLANS[key] = {s["shard"]: s["digest"] for s in json.load(fh)["shards"]}
+    return _PLANS[key]
+
+
 def get_shard_digest(wildcards):
     """Digest of what goes into a shard: the shard reruns when, and only when, it changes."""
-    plan = checkpoints.manifest.get(cohort=wildcards.cohort).output.plan
-    with open(plan) as fh:
-        return {s["shard"]: s["digest"] for s in json.load(fh)["shards"]}[wildcards.shard]
+    return shard_plan(wildcards.cohort)[wildcards.shard]
 
 
 def shard_ids(cohort):
-    """Shard names of a cohort, known once its manifest checkpoint has run."""
-    plan = checkpoints.manifest.get(cohort=cohort).output.plan
-    with open(plan) as fh:
-        return [s["shard"] for s in json.load(fh)["shards"]]
+    """Shard names of a cohort, in order."""
+    return list(shard_plan(cohort))
 
 
 def get_shards(wildcards):
@@ -78,12 +105,29 @@ def get_shard_qc(wildcards):
     )
 
 
+def shard_groups(cohort):
+    """Groups of `predict.group_size` consecutive shards (grouped predict mode)."""
+    ids, size = shard_ids(cohort), config["predict"]["group_size"]
+    return {f"g{i // size:04d}": ids[i : i + size] for i in range(0, len(ids), size)}
+
+
+def get_group_shards(wildcards):
+    shards = shard_groups(wildcards.cohort)[wildcards.group]
+    return expand(SHARD, cohort=wildcards.cohort, shard=shards)
+
+
 def get_shard_predictions(wildcards):
+    """Prediction tables of a cohort: one per shard, or one per group of shards."""
+    grouped = config["predict"]["mode"] == "grouped"
     return expand(
-        "results/predictions/{experiment}/{cohort}/{shard}.tsv",
+        "results/predictions/{experiment}/{cohort}/{part}.tsv",
         experiment=wildcards.experiment,
         cohort=wildcards.cohort,
-        shard=shard_ids(wildcards.cohort),
+        part=(
+            [f"groups/{g}" for g in shard_groups(wildcards.cohort)]
+            if grouped
+            else shard_ids(wildcards.cohort)
+        ),
     )
 
 
@@ -95,9 +139,11 @@ def get_experiment_json(wildcards):
     return json.dumps(exp, sort_keys=True)
 
 
-def get_train_ranks(wildcards):
-    """Horovod ranks of a train job unless the profile sets `tasks` (dgx: 8, one per GPU)."""
-    return config["distributed"]["ranks"]
+def get_train_ranks(wildcards=None):
+    """Horovod ranks of a train job: the profile's `tasks` (dgx: 8, one per GPU), else config."""
+    overwrite = workflow.resource_settings.overwrite_resources or {}
+    tasks = getattr(overwrite.get("train_model", {}).get("tasks"), "value", None)
+    return tasks if isinstance(tasks, int) else config["distributed"]["ranks"]
 
 
 def get_ensemble_members(wildcards):
@@ -121,24 +167,89 @@ def get_trained_flag(wildcards):
 
 
 def get_mem_mb(step):
-    """Resource function: the planner's memory estimate, growing with each retry."""
+    """Resource function: the coarse per-step figure, growing with each retry."""
 
     def mem_mb(wildcards, attempt):
-        return attempt * estimate_mem_mb(
-            step, config["image_size"], config["shards"]["size"]
-        )
+        return attempt * estimate_mem_mb(step, config["image_size"], config["shards"]["size"])
 
     return mem_mb
 
 
+def _predict_plan(input):
+    """The node plan for predict processes: memory measured, else estimated (see resources.py)."""
+    mem, _ = predict_memory_mb(
+        getattr(input, "profile", None),
+        getattr(input, "calibration", None),
+        config["image_size"],
+        config["shards"]["size"],
+        config["predict"]["batch_size"],
+        config["aggregate"]["tta"],
+        NODE.margin,
+    )
+    return plan_node(NODE.mem_mb, NODE.cores, mem, NODE.reserve_mb)
+
+
+def get_predict_mem_mb(wildcards, input, attempt):
+    """One predict process's memory; a retry after an out-of-memory kill asks for more."""
+    return attempt * _predict_plan(input).proc_mem_mb
+
+
+def get_predict_threads(wildcards, input):
+    """Threads per predict process: the cores memory would leave idle (boneage plan)."""
+    return _predict_plan(input).threads
+
+
+def get_group_tasks(wildcards, input):
+    """MPI ranks of a grouped predict job: the processes that fit one node."""
+    return _predict_plan(input).processes
+
+
+def get_group_mem_mb(wildcards, input, attempt):
+    plan = _predict_plan(input)
+    return attempt * plan.processes * plan.proc_mem_mb
+
+
+def get_train_mem_mb(wildcards, input, attempt):
+    """Memory of a train job: its ranks x the model-based estimate (profile.json)."""
+    exp = json.loads(get_experiment_json(wildcards))
+    examples = 0
+    for index in input.index:
+        if os.path.exists(index):
+            with open(index) as fh:
+                examples += sum(s["images"] for s in json.load(fh)["shards"])
+    ranks = get_train_ranks()
+    mem = train_memory_mb(input.profile, exp, ranks, examples, config["image_size"], NODE.margin)
+    return attempt * mem
+
+
+def get_train_cpus_per_task(wildcards):
+    """Cores per rank of a train job on Slurm (each MPI task gets its share of the node)."""
+    return max(1, NODE.cores // get_train_ranks())
+
+
+def get_calibration_shard(wildcards):
+    """The shard predict is calibrated on: the first of the first training cohort."""
+    cohort = config["train_cohorts"][0] if config["train_cohorts"] else COHORTS[0]
+    return SHARD.format(cohort=cohort, shard=shard_ids(cohort)[0])
+
+
+def get_predict_inputs(wildcards):
+    """What sizes a predict job: the model's profile and, when calibrating, its measurement."""
+    inputs = {"profile": f"results/models/{wildcards.experiment}/profile.json"}
+    if config["predict"]["calibrate"]:
+        inputs["calibration"] = f"results/models/{wildcards.experiment}/calibration.json"
+    return inputs
+
+
 def get_run_info():
-    """Where and how this run was planned, and the memory each step asked for (report)."""
+    """Where and how this run was planned: executor, node, and the coarse memory figures."""
     steps = ("shard", "train", "predict")
     return json.dumps(
         {
-            "executor": workflow.executor_plugin.name if workflow.executor_plugin else "local",
-            "cores": workflow.cores,
+            "executor": EXECUTOR,
+            "cores": workflow.resource_settings.cores,  # None on a cluster
             "nodes": workflow.nodes,
+            "node": {"mem_mb": NODE.mem_mb, "cores": NODE.cores},
             "mem_mb": {
                 s: estimate_mem_mb(s, config["image_size"], config["shards"]["size"])
                 for s in steps

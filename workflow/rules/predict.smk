@@ -1,24 +1,70 @@
-# Predict one shard per job; aggregate the shards of a cohort into metrics.
+# Predict shards (one job per shard, or one MPI job per group of shards) sized by
+# the node plan; aggregate the predictions of a cohort into metrics.
+
+
+rule calibrate:
+    input:
+        model="results/models/{experiment}/model.keras",
+        profile="results/models/{experiment}/profile.json",
+        shard=get_calibration_shard,
+    output:
+        "results/models/{experiment}/calibration.json",
+    params:
+        tta=PREDICT_ARGS,
+    threads: get_predict_threads
+    resources:
+        mem_mb=get_predict_mem_mb,
+    log:
+        "logs/calibrate/{experiment}.log",
+    benchmark:
+        "benchmarks/calibrate/{experiment}.tsv"
+    shell:
+        "boneage calibrate --model {input.model} --shard {input.shard} --out {output}"
+        " --threads {threads} {params.tta} > {log} 2>&1"
 
 
 rule predict:
     input:
+        unpack(get_predict_inputs),
         model="results/models/{experiment}/model.keras",
         shard=SHARD,
     output:
         "results/predictions/{experiment}/{cohort}/{shard}.tsv",
     params:
-        tta="--tta" if config["aggregate"]["tta"] else "",
-    threads: 1
+        args=PREDICT_ARGS,
+    threads: get_predict_threads
     resources:
-        mem_mb=get_mem_mb("predict"),
+        mem_mb=get_predict_mem_mb,
     log:
         "logs/predict/{experiment}/{cohort}/{shard}.log",
     benchmark:
         "benchmarks/predict/{experiment}/{cohort}/{shard}.tsv"
     shell:
         "boneage predict --model {input.model} --shard {input.shard} --out {output}"
-        " --threads {threads} {params.tta} > {log} 2>&1"
+        " --threads {threads} {params.args} > {log} 2>&1"
+
+
+rule predict_group:
+    input:
+        unpack(get_predict_inputs),
+        model="results/models/{experiment}/model.keras",
+        shards=get_group_shards,
+    output:
+        "results/predictions/{experiment}/{cohort}/groups/{group}.tsv",
+    params:
+        args=PREDICT_ARGS,
+    threads: get_predict_threads
+    resources:
+        mem_mb=get_group_mem_mb,
+        tasks=get_group_tasks,
+    log:
+        "logs/predict/{experiment}/{cohort}/groups/{group}.log",
+    benchmark:
+        "benchmarks/predict/{experiment}/{cohort}/groups/{group}.tsv"
+    shell:
+        "boneage launch --mpi --ranks {resources.tasks} --"
+        " boneage predict-group --model {input.model} --shards {input.shards} --out {output}"
+        " --threads {threads} {params.args} > {log} 2>&1"
 
 
 rule aggregate:

@@ -8,8 +8,9 @@ rule synth:
         images=directory("results/sources/{cohort}/images"),
     params:
         args=get_synth_args,
-    # Rendering is CPU-bound and runs in worker processes: use every core given.
-    threads: workflow.cores
+    # Rendering is CPU-bound and runs in worker processes: a node's cores
+    # (locally capped at --cores).
+    threads: NODE.cores
     log:
         "logs/synth/{cohort}.log",
     benchmark:

@@ -1,8 +1,24 @@
 # Train one model per experiment on the training cohorts; `snakemake train` builds all.
 
 
+rule profile_model:
+    output:
+        "results/models/{experiment}/profile.json",
+    params:
+        experiment=get_experiment_json,
+    resources:
+        mem_mb=get_mem_mb("profile"),
+    log:
+        "logs/profile/{experiment}.log",
+    benchmark:
+        "benchmarks/profile/{experiment}.tsv"
+    shell:
+        "boneage profile --experiment {params.experiment:q} --out {output} > {log} 2>&1"
+
+
 rule train_model:
     input:
+        profile="results/models/{experiment}/profile.json",
         index=expand("results/cohorts/{cohort}/index.json", cohort=config["train_cohorts"]),
         split=expand("results/cohorts/{cohort}/split.tsv", cohort=config["train_cohorts"]),
     output:
@@ -17,11 +33,13 @@ rule train_model:
         experiment=get_experiment_json,
         cpu_ranks=config["distributed"]["cpu_ranks"],
         controller=config["distributed"]["controller"],
-    # The job's ranks share the cores it is given (intra-op threads split per rank).
-    threads: workflow.cores
+    # The job's ranks share the node's cores (intra-op threads split per rank);
+    # on Slurm it is one MPI job: `tasks` ranks, `cpus_per_task` cores each.
+    threads: NODE.cores
     resources:
-        mem_mb=get_mem_mb("train"),
+        mem_mb=get_train_mem_mb,
         tasks=get_train_ranks,
+        cpus_per_task=get_train_cpus_per_task,
     log:
         "logs/train/{experiment}.log",
     benchmark:

@@ -1,0 +1,83 @@
+"""The planner's memory estimate against measured peak RSS, train and predict, in one run.
+
+Makes a small synthetic cohort with the workflow (400 films at 128 px, up to
+its index and split), then for each case runs the real CLI step as a child
+process (`boneage predict` on a shard; `boneage train` for one epoch) and
+reads the child's peak resident memory from the kernel (wait4 rusage),
+next to boneage.memory's estimate for the same model, batch and data.
+Target: every estimate within +-25 % of the measurement.
+
+    python bench/memory_estimate.py [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+from workflow_cohort import workflow_cohort
+PREDICT = [("small_cnn", 128, 64), ("resnet50", 128, 32), ("vgg16", 128, 32),
+           ("efficientnetb0", 128, 32)]
+TRAIN = [("small_cnn", 128, 32), ("resnet50", 128, 16), ("efficientnetb0", 128, 16)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path)
+    a = ap.parse_args()
+    work = a.work or Path(tempfile.mkdtemp(prefix="boneage-mem-"))
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from boneage.calibrate import measure
+    from boneage.memory import estimate, profile_experiment
+    from boneage.models import build_model
+    from boneage.shards import read_shard
+
+    def peak_mb(cmd: list[str]) -> float:
+        with open(work / "bench.log", "a") as log:
+            m = measure([sys.executable, "-m", "boneage.cli", *cmd], stdout=log, stderr=log)
+        if m.returncode:
+            raise SystemExit(f"failed ({m.returncode}, see {work}/bench.log): boneage {cmd[0]}")
+        return m.peak_rss_mb
+
+    shards, index, split = workflow_cohort(work)
+    n_train = int((pd.read_csv(split, sep="\t")["subset"] == "train").sum())
+    images = len(read_shard(shards[0], images=False))
+    rows, worst = [], 0.0
+    for backbone, size, batch in PREDICT:
+        model = work / f"{backbone}.keras"
+        build_model(backbone, size).save(model)
+        prof = profile_experiment({"backbone": backbone, "image_size": size})
+        est = estimate(prof, "predict", batch, shard_images=images, stored_size=128)
+        peak = peak_mb(["predict", "--model", str(model), "--shard", shards[0], "--out",
+                        str(work / "p.tsv"), "--threads", "1", "--batch-size", str(batch)])
+        rows.append(("predict", backbone, size, batch, est.total, peak))
+    for backbone, size, batch in TRAIN:
+        exp = {"backbone": backbone, "image_size": size, "batch_size": batch, "epochs": 1,
+               "augment": True}
+        prof = profile_experiment(exp)
+        est = estimate(prof, "train", batch, examples=n_train, stored_size=128)
+        peak = peak_mb(["train", "--name", backbone, "--experiment", json.dumps(exp), "--index",
+                        str(index), "--split", str(split), "--out-dir",
+                        str(work / "models" / backbone), "--threads", "2"])
+        rows.append(("train", backbone, size, batch, est.total, peak))
+    print(f"{'step':8} {'model':15} {'size':>4} {'batch':>5} {'estimate MB':>11} "
+          f"{'measured MB':>11} {'est/meas':>8}")
+    for step, backbone, size, batch, est_mb, peak in rows:
+        ratio = est_mb / peak
+        worst = max(worst, abs(ratio - 1))
+        print(f"{step:8} {backbone:15} {size:4d} {batch:5d} {est_mb:11.0f} {peak:11.0f} "
+              f"{ratio:8.2f}")
+    print(f"largest deviation: {worst:.0%} (target <= 25%)")
+    return 0 if worst <= 0.25 else 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

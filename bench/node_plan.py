@@ -1,0 +1,86 @@
+"""Inference throughput: the planner's node layout against one single-threaded process per slot.
+
+The cohort study's problem, scaled to this machine: memory, not cores,
+limits how many predict processes share a node. The node here is this
+machine's cores with just enough memory for ``--slots`` predict processes
+(measured by `boneage calibrate`). Both layouts run the same per-shard
+`boneage predict` jobs, ``slots`` at a time, over the same shards:
+
+* seed layout: each process single-threaded, so cores - slots sit idle;
+* planner layout (boneage plan): the same processes, each with
+  floor(cores / slots) threads.
+
+Prints images/s for both and their ratio, measured side by side in one run.
+
+    python bench/node_plan.py [--slots 1] [--shards 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from workflow_cohort import workflow_cohort
+
+
+def run_layout(model: str, shards: list[str], slots: int, threads: int, work: Path) -> float:
+    """Images/s of per-shard predict jobs, ``slots`` at once, ``threads`` each."""
+    from boneage.shards import read_shard
+
+    images = sum(len(read_shard(s, images=False)) for s in shards)
+
+    def job(i_shard: tuple[int, str]) -> None:
+        i, shard = i_shard
+        subprocess.run([sys.executable, "-m", "boneage.cli", "predict", "--model", model,
+                        "--shard", shard, "--out", str(work / f"{threads}_{i}.tsv"),
+                        "--threads", str(threads)], check=True, capture_output=True)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(slots) as pool:
+        list(pool.map(job, enumerate(shards)))
+    return images / (time.perf_counter() - start)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--slots", type=int, default=1, help="predict processes memory allows")
+    ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("--backbone", default="resnet50")
+    ap.add_argument("--work", type=Path)
+    a = ap.parse_args()
+    work = a.work or Path(tempfile.mkdtemp(prefix="boneage-plan-"))
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from boneage.calibrate import calibrate_predict
+    from boneage.models import build_model
+    from boneage.resources import JOB_OVERHEAD_MB, NODE_RESERVE_MB, plan_node
+
+    shards, _, _ = workflow_cohort(work, n=a.shards * 128 + 64, shard_size=128)
+    shards = shards[:a.shards]
+    model = str(work / "model.keras")
+    build_model(a.backbone, 128).save(model)
+    cores = os.cpu_count() or 1
+    proc_mb = int(calibrate_predict(model, shards[0], 1)["peak_rss_mb"] * 1.2) + JOB_OVERHEAD_MB
+    node_mb = NODE_RESERVE_MB + a.slots * proc_mb + proc_mb // 2  # room for `slots` processes
+    plan = plan_node(node_mb, cores, proc_mb)
+    print(f"node: {cores} cores, {node_mb} MB; one predict process {proc_mb} MB (measured)")
+    print(f"plan: {plan.describe()}")
+    seed = run_layout(model, shards, plan.processes, 1, work)
+    planned = run_layout(model, shards, plan.processes, plan.threads, work)
+    print(f"{a.backbone} predict, {len(shards)} shards of 128 images at 128 px:")
+    print(f"  seed layout    {plan.processes} x 1 thread : {seed:6.1f} images/s")
+    print(f"  planner layout {plan.processes} x {plan.threads} threads: {planned:6.1f} images/s")
+    print(f"  ratio planner / seed: {planned / seed:.2f} (cores busy {plan.busy_cores} vs "
+          f"{plan.processes} of {cores})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

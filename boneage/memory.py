@@ -1,0 +1,181 @@
+"""Peak memory of a train or predict process, estimated from the model.
+
+A :class:`ModelProfile` counts what a Keras model holds: parameters, and the
+floats each layer outputs per image at the input size. :func:`estimate` turns
+a profile into the peak resident memory of one process:
+
+* runtime: the Python + TensorFlow + Keras process before any model
+  (measured for TF 2.17 on CPU; a CUDA context adds more host memory);
+* weights (4 bytes a parameter); in training also gradients and the
+  optimizer's slots (Adam/AdamW: 2, SGD with momentum: 1);
+* activations: every layer output of the batch. In training they are kept
+  for the backward pass, and gradients of some come on top (x ``BACKWARD``,
+  fitted to measurements of small_cnn, resnet50 and vgg16 on TF 2.17 CPU);
+  in eager inference on CPU, TF's allocator does not give freed layer
+  outputs back to the OS during a batch, so peak RSS grows by about all of
+  them (measured: small_cnn, batch 64 -> +355 MB vs 333 MB counted);
+* data: the shard a predict job holds, or a training job's example cache and
+  shuffle buffer.
+
+For orientation (issue #5), a VGG19 classifier in training needs about
+2.3 GB for its model state at 224x224 and 9.1 GB at 512x512;
+tests/test_memory.py checks the estimate against both, and
+``bench/memory_estimate.py`` against measured peak RSS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+
+MB = 2**20
+#: Resident memory of an idle Python + TensorFlow 2.17 + Keras 3 process on CPU (MB).
+#: (measured: 453 MB after ``import tensorflow``, ~30 MB more to load and run a model).
+RUNTIME_MB = {"cpu": 485.0, "gpu": 1800.0}
+#: Extra memory per intra-op thread (thread-local buffers, stacks), MB.
+THREAD_MB = 4.0
+#: Memory of training activations relative to the forward outputs (measured 1.2-2.0).
+BACKWARD = 1.5
+OPTIMIZER_SLOTS = {"adam": 2, "adamw": 2, "sgd": 1}
+#: Training examples shuffled in memory (see boneage.data.make_dataset).
+SHUFFLE_BUFFER = 4096
+#: GPU memory taken before the model: CUDA context, cuDNN and cuBLAS workspaces (MB).
+GPU_RESERVE_MB = 1024
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """What a model holds, per image where it scales with the batch."""
+
+    backbone: str
+    image_size: int
+    params: int
+    trainable: int
+    activations: int  # floats of all layer outputs for one image
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        from boneage.atomic import write_json
+
+        write_json(path, asdict(self))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "ModelProfile":
+        with open(path) as fh:
+            return cls(**json.load(fh))
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """Peak resident memory of one process, by part (MB)."""
+
+    runtime: float
+    weights: float
+    gradients: float
+    optimizer: float
+    activations: float
+    data: float
+
+    @property
+    def model(self) -> float:
+        """The model's own state: weights, gradients, optimizer slots and activations."""
+        return self.weights + self.gradients + self.optimizer + self.activations
+
+    @property
+    def total(self) -> float:
+        return self.runtime + self.model + self.data
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{k} {v:,.0f}" for k, v in asdict(self).items())
+        return f"{self.total:,.0f} MB ({parts})"
+
+
+def _leaf_layers(model):
+    """Layers of a model, descending into nested models (keras.applications backbones)."""
+    for layer in model.layers:
+        if hasattr(layer, "layers") and layer.layers:
+            yield from _leaf_layers(layer)
+        else:
+            yield layer
+
+
+def _floats(tensors) -> int:
+    import numpy as np
+
+    total = 0
+    for t in tensors if isinstance(tensors, (list, tuple)) else [tensors]:
+        total += int(np.prod([d for d in t.shape[1:] if d is not None]))
+    return total
+
+
+def profile_model(model, backbone: str = "", image_size: int = 0) -> ModelProfile:
+    """Count a built Keras functional model's parameters and per-image layer outputs."""
+    import numpy as np
+
+    activations = 0
+    for layer in _leaf_layers(model):
+        if layer._inbound_nodes and layer.__class__.__name__ != "InputLayer":  # noqa: SLF001
+            activations += _floats(layer._inbound_nodes[0].output_tensors)  # noqa: SLF001
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    return ModelProfile(backbone, image_size, int(model.count_params()), trainable, activations)
+
+
+def profile_experiment(exp: dict) -> ModelProfile:
+    """Build the experiment's model (random weights) and profile it."""
+    from boneage.models import build_model
+
+    size = int(exp["image_size"])
+    model = build_model(exp.get("backbone", "small_cnn"), size, loss=exp.get("loss", "mae"),
+                        sex_mode=exp.get("sex_mode", "input"))
+    return profile_model(model, exp.get("backbone", "small_cnn"), size)
+
+
+def estimate(profile: ModelProfile, step: str, batch_size: int, *, optimizer: str = "adamw",
+             threads: int = 1, device: str = "cpu", examples: int = 0,
+             stored_size: int | None = None, cache_mb: float = 2048.0,
+             shard_images: int = 0, tta_views: int = 1) -> MemoryEstimate:
+    """Peak memory of one ``step`` ("train" or "predict") process; see the module doc.
+
+    ``examples`` is the training examples a rank reads (its cache), and
+    ``shard_images`` the images of the shard a predict job holds; both are
+    stored as uint8 at ``stored_size`` (the shard image size).
+    """
+    if step not in ("train", "predict"):
+        raise ValueError(f"no memory model for step {step!r}")
+    stored = stored_size or profile.image_size
+    runtime = RUNTIME_MB[device] + THREAD_MB * threads
+    weights = 4 * profile.params / MB
+    image_floats = profile.image_size ** 2  # one float32 input image
+    if step == "train":
+        gradients = 4 * profile.trainable / MB
+        optimizer_mb = OPTIMIZER_SLOTS.get(optimizer, 2) * gradients
+        activations = BACKWARD * 4 * batch_size * profile.activations / MB
+        cached = examples * stored**2 / MB
+        data = (cached if cached <= cache_mb else 0.0) + \
+            min(SHUFFLE_BUFFER, examples or SHUFFLE_BUFFER) * stored**2 / MB + \
+            3 * 4 * batch_size * image_floats / MB  # a batch in flight, prefetched, augmented
+        return MemoryEstimate(runtime, weights, gradients, optimizer_mb, activations, data)
+    activations = 4 * batch_size * profile.activations / MB
+    data = shard_images * stored**2 / MB + 2 * 4 * batch_size * image_floats * tta_views / MB
+    return MemoryEstimate(runtime, weights, 0.0, 0.0, activations, data)
+
+
+def gpu_batch_size(profile: ModelProfile, gpu_mem_mb: float, optimizer: str = "adamw",
+                   fill: float = 0.85, limit: int = 256) -> int:
+    """The largest power-of-two training batch whose model state and activations fit a GPU.
+
+    Device memory: ``fill`` of the GPU less :data:`GPU_RESERVE_MB`, holding
+    weights, gradients, optimizer slots and the batch's activations (as in
+    :func:`estimate`, without the host-side runtime and data).
+    """
+    state = estimate(profile, "train", 0, optimizer=optimizer)
+    per_image = BACKWARD * 4 * profile.activations / MB
+    budget = gpu_mem_mb * fill - GPU_RESERVE_MB - state.model
+    if budget < per_image:
+        raise ValueError(f"{profile.backbone} at {profile.image_size} px needs "
+                         f"{state.model + per_image + GPU_RESERVE_MB:,.0f} MB for one image; "
+                         f"the GPU has {gpu_mem_mb:,.0f} MB")
+    batch = 1
+    while batch * 2 <= limit and batch * 2 * per_image <= budget:
+        batch *= 2
+    return batch

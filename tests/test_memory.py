@@ -1,0 +1,81 @@
+"""The model-based memory estimate: counts, the issue's VGG19 figures, GPU batch sizes."""
+
+from __future__ import annotations
+
+import pytest
+
+from boneage.memory import (
+    MB,
+    ModelProfile,
+    estimate,
+    gpu_batch_size,
+    profile_experiment,
+    profile_model,
+)
+
+GiB = 1024  # MB
+
+
+def test_profile_counts_parameters_and_layer_outputs():
+    import keras
+
+    inp = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, padding="same")(inp)  # 8*8*4 = 256 floats, 40 parameters
+    x = keras.layers.Flatten()(x)  # 256 floats
+    out = keras.layers.Dense(2)(x)  # 2 floats, 514 parameters
+    p = profile_model(keras.Model(inp, out), "toy", 8)
+    assert (p.params, p.trainable, p.activations) == (554, 554, 256 + 256 + 2)
+
+
+def test_estimate_parts_scale_as_documented():
+    p = ModelProfile("toy", 64, params=1_000_000, trainable=1_000_000, activations=100_000)
+    train = estimate(p, "train", 16, optimizer="adam")
+    assert train.weights == pytest.approx(4e6 / MB)
+    assert train.gradients == train.weights and train.optimizer == 2 * train.weights
+    sgd = estimate(p, "train", 16, optimizer="sgd")
+    assert sgd.optimizer == sgd.weights
+    assert estimate(p, "train", 32).activations == pytest.approx(2 * train.activations)
+    pred = estimate(p, "predict", 16, shard_images=256)
+    assert pred.gradients == pred.optimizer == 0
+    assert pred.activations < train.activations
+    assert estimate(p, "predict", 16, shard_images=512).data > pred.data
+    with pytest.raises(ValueError, match="no memory model"):
+        estimate(p, "shard", 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size,gib", [(224, 2.3), (512, 9.1)])
+def test_vgg19_training_matches_the_orientation_figures(size, gib):
+    """Issue #5: a VGG19 classifier needs about 2.3 GB at 224 and 9.1 GB at 512 in training."""
+    import gc
+
+    import keras
+
+    model = keras.applications.VGG19(weights=None, input_shape=(size, size, 3))
+    p = profile_model(model, "vgg19", size)
+    del model
+    gc.collect()
+    keras.backend.clear_session()
+    state = estimate(p, "train", 1, optimizer="adam").model / GiB
+    assert state == pytest.approx(gib, rel=0.1)
+
+
+def test_our_backbones_profile():
+    small = profile_experiment({"backbone": "small_cnn", "image_size": 64})
+    big = profile_experiment({"backbone": "small_cnn", "image_size": 128})
+    assert small.params == big.params and big.activations == pytest.approx(4 * small.activations,
+                                                                            rel=0.05)
+    sep = profile_experiment({"backbone": "small_cnn", "image_size": 64, "sex_mode": "separate"})
+    assert sep.params > 1.9 * small.params
+
+
+def test_gpu_batch_size_fills_the_gpu():
+    p = ModelProfile("resnet50", 224, params=23_852_193, trainable=23_799_073,
+                     activations=37_272_078)
+    b80 = gpu_batch_size(p, 80 * GiB)
+    b16 = gpu_batch_size(p, 16 * GiB)
+    assert b80 > b16 >= 16 and b80 & (b80 - 1) == 0
+    used = estimate(p, "train", b16).model + 1024
+    assert used <= 16 * GiB * 0.85 < estimate(p, "train", 2 * b16).model + 1024
+    with pytest.raises(ValueError, match="needs"):
+        gpu_batch_size(p, 1 * GiB)

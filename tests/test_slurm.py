@@ -1,0 +1,192 @@
+"""`snakemake --profile slurm` on a real one-node Slurm (tests/localslurm.py).
+
+One module-wide run of the tiny workflow through sbatch, then checks on it:
+job ids in the logs, 2 Horovod ranks via srun, predict jobs sized by the
+calibration, predictions equal to a local run's, the grouped MPI mode, job
+arrays, and a retry with more memory after an out-of-memory kill.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import REPO
+
+import localslurm
+from test_integration_workflow import TINY
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.mpi]
+
+NODE_MEM_MB = 8192
+PREDICTIONS = "results/predictions/quick/tiny.tsv"
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """A running local Slurm: the environment that reaches it."""
+    if localslurm.missing():
+        pytest.fail(f"Slurm tests need {', '.join(localslurm.missing())}: "
+                    "run scripts/setup.sh --test (it installs slurm-wlm and munge)")
+    root = tmp_path_factory.mktemp("slurm")
+    try:
+        extra = localslurm.start(root, mem_mb=NODE_MEM_MB)
+    except Exception:
+        localslurm.stop(root)
+        raise
+    yield {**os.environ, **extra,
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    localslurm.stop(root)
+
+
+def _snakemake(workdir: Path, env: dict, *args: str, profile: str = "slurm",
+               timeout: int = 1200) -> subprocess.CompletedProcess:
+    """Snakemake as a user types it, from the working directory, with a named profile."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--profile", profile]
+    if profile == "slurm":  # poll soon: jobs here take seconds, not hours
+        cmd += ["--slurm-init-seconds-before-status-checks", "2"]
+    proc = subprocess.run([*cmd, *args], cwd=workdir, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if "profile" in proc.stderr and re.search(r"not found|no profile", proc.stderr):
+        pytest.fail(f"profile {profile!r} not found: run scripts/setup.sh (it links the profiles)")
+    return proc
+
+
+def _config(**extra) -> dict:
+    """The tiny workflow; the node it is planned for comes from sinfo (no `cluster:` here)."""
+    return {**TINY, **extra}
+
+
+def _asked_mem_mb(work: Path, rule: str) -> list[int]:
+    """mem_mb of each submission of ``rule``, from the job's own Slurm log."""
+    asked = []
+    for log in sorted((work / "logs/slurm" / f"rule_{rule}").rglob("*.log")):
+        m = re.search(r"^\s+resources: .*?\bmem_mb=(\d+)", log.read_text(), re.M)
+        if m:
+            asked.append(int(m.group(1)))
+    return asked
+
+
+def _copy_run(work: Path, dest: Path) -> Path:
+    """A copy of the Slurm run without its predictions and Slurm logs, to predict again."""
+    shutil.copytree(work, dest, symlinks=True)
+    shutil.rmtree(dest / "results/predictions")
+    shutil.rmtree(dest / "logs/slurm")
+    return dest
+
+
+@pytest.fixture(scope="module")
+def slurm_run(slurm, tmp_path_factory):
+    """The tiny workflow, run once through `snakemake --profile slurm`."""
+    work = tmp_path_factory.mktemp("slurmrun")
+    (work / "config.yaml").write_text(yaml.safe_dump(_config()))
+    proc = _snakemake(work, slurm)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
+    return work, proc.stdout + proc.stderr
+
+
+def test_every_job_goes_through_sbatch(slurm_run):
+    work, out = slurm_run
+    submitted = re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", out)
+    # synth, manifest, 3 x shard, index, split, profile_model, train_model, calibrate,
+    # 3 x predict, aggregate, saliency, report: every job but the target `all`.
+    assert len({job for job, _ in submitted}) == 16
+    # Each job's Slurm log is named by its job id (profile: keep successful logs).
+    ids = {p.stem for p in (work / "logs/slurm").rglob("*.log")}
+    assert {sid for _, sid in submitted} <= ids
+    for rule in ("synth", "manifest", "shard", "index", "split", "profile_model", "train_model",
+                 "calibrate", "predict", "aggregate", "saliency", "report"):
+        assert (work / "logs/slurm" / f"rule_{rule}").is_dir(), rule
+    # Planned for the Slurm node as sinfo reports it: only the profile changed.
+    html = (work / "results/report.html").read_text()
+    assert f"nodes of {NODE_MEM_MB} MB and {os.cpu_count()} cores" in html
+    assert "Executor slurm" in html
+
+
+def test_train_runs_two_horovod_ranks_via_srun(slurm_run):
+    work, _ = slurm_run
+    log = (work / "logs/train/quick.log").read_text()
+    assert "launch: srun --mpi=pmix -n 2" in log
+    summary = json.loads((work / "results/models/quick/train.json").read_text())
+    assert summary["world_size"] == 2
+
+
+def test_predict_jobs_ask_for_the_calibrated_memory(slurm_run):
+    from boneage.resources import JOB_OVERHEAD_MB
+
+    work, _ = slurm_run
+    cal = json.loads((work / "results/models/quick/calibration.json").read_text())
+    assert 300 < cal["peak_rss_mb"] < 2000 and cal["images"] > 0
+    expected = int(cal["peak_rss_mb"] * 1.2) + JOB_OVERHEAD_MB
+    assert _asked_mem_mb(work, "predict") == [expected] * 3
+
+
+def test_predictions_equal_a_local_run(slurm_run, tmp_path):
+    work, _ = slurm_run
+    local = _copy_run(work, tmp_path / "local")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = _snakemake(local, env, PREDICTIONS, "--cores", "2", profile="local")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "rule train_model" not in proc.stdout + proc.stderr  # same model, only predictions
+    pd.testing.assert_frame_equal(pd.read_csv(local / PREDICTIONS, sep="\t"),
+                                  pd.read_csv(work / PREDICTIONS, sep="\t"))
+
+
+def test_grouped_mode_predicts_the_same_with_mpi_ranks(slurm, slurm_run, tmp_path):
+    work, _ = slurm_run
+    grouped = _copy_run(work, tmp_path / "grouped")
+    (grouped / "config.yaml").write_text(yaml.safe_dump(
+        _config(predict={"mode": "grouped", "group_size": 2})))
+    proc = _snakemake(grouped, slurm, PREDICTIONS)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
+    assert len(_asked_mem_mb(grouped, "predict_group")) == 2  # 3 shards in groups of 2
+    log = (grouped / "logs/predict/quick/tiny/groups/g0000.log").read_text()
+    assert "launch: srun --mpi=pmix -n 2" in log
+    assert {"rank 0/2", "rank 1/2"} <= set(re.findall(r"rank \d/2", log))
+    pd.testing.assert_frame_equal(pd.read_csv(grouped / PREDICTIONS, sep="\t"),
+                                  pd.read_csv(work / PREDICTIONS, sep="\t"))
+
+
+def test_job_arrays_for_many_shards(slurm, slurm_run, tmp_path):
+    work, _ = slurm_run
+    arrays = _copy_run(work, tmp_path / "arrays")
+    proc = _snakemake(arrays, slurm, PREDICTIONS, "--slurm-array-jobs", "predict")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
+    assert re.search(r"array", proc.stdout + proc.stderr, re.I)
+    assert list((arrays / "logs/slurm/rule_predict").rglob("*_*.log"))  # %A_%a: one array job
+    pd.testing.assert_frame_equal(pd.read_csv(arrays / PREDICTIONS, sep="\t"),
+                                  pd.read_csv(work / PREDICTIONS, sep="\t"))
+
+
+def test_out_of_memory_kill_is_retried_with_more_memory(slurm, slurm_run, tmp_path):
+    work, _ = slurm_run
+    oom = _copy_run(work, tmp_path / "oom")
+    # A calibration that understates the peak: first attempts get too little memory.
+    cal_path = oom / "results/models/quick/calibration.json"
+    cal = json.loads(cal_path.read_text())
+    cal_path.write_text(json.dumps({**cal, "peak_rss_mb": 40.0}))
+    proc = _snakemake(oom, slurm, PREDICTIONS)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
+    asked = sorted(set(_asked_mem_mb(oom, "predict")))
+    assert len(asked) >= 2 and asked[1] == 2 * asked[0], asked  # attempt x measured
+    slurm_logs = "".join(p.read_text() for p in (oom / "logs/slurm/rule_predict").rglob("*.log"))
+    assert "exceeded memory limit" in slurm_logs
+    pd.testing.assert_frame_equal(pd.read_csv(oom / PREDICTIONS, sep="\t"),
+                                  pd.read_csv(work / PREDICTIONS, sep="\t"))
+
+
+def test_node_shape_comes_from_sinfo(slurm):
+    from boneage.resources import Node, slurm_node
+
+    assert slurm_node() == (NODE_MEM_MB, os.cpu_count())
+    node = Node.from_config({"node_cores": 24}, slurm=True)  # config wins where it is set
+    assert (node.mem_mb, node.cores) == (NODE_MEM_MB, 24)
