@@ -42,7 +42,8 @@ def main() -> int:
 
     def peak_mb(cmd: list[str]) -> float:
         with open(work / "bench.log", "a") as log:
-            m = measure([sys.executable, "-m", "boneage.cli", *cmd], stdout=log, stderr=log)
+            m = measure([sys.executable, "-m", "boneage.cli", *cmd], stdout=log, stderr=log,
+                        cwd=work)  # the index names shards relative to the workflow
         if m.returncode:
             raise SystemExit(f"failed ({m.returncode}, see {work}/bench.log): boneage {cmd[0]}")
         return m.peak_rss_mb

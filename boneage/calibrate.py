@@ -27,11 +27,11 @@ class Measurement:
     returncode: int
 
 
-def measure(command: list[str], env: dict[str, str] | None = None,
-            stdout=None, stderr=None) -> Measurement:
+def measure(command: list[str], env: dict[str, str] | None = None, stdout=None, stderr=None,
+            cwd: str | os.PathLike[str] | None = None) -> Measurement:
     """Run ``command`` to the end; its peak RSS comes from the kernel's rusage of the child."""
     start = time.monotonic()
-    proc = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr)
+    proc = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr, cwd=cwd)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped; keep Popen quiet
     # Linux reports ru_maxrss in KiB.

@@ -33,6 +33,8 @@ MB = 2**20
 #: Resident memory of an idle Python + TensorFlow 2.17 + Keras 3 process on CPU (MB).
 #: (measured: 453 MB after ``import tensorflow``, ~30 MB more to load and run a model).
 RUNTIME_MB = {"cpu": 485.0, "gpu": 1800.0}
+#: A training process's tf.data pipeline and traced train step on top (MB; measured 100-260).
+TRAIN_PIPELINE_MB = 150.0
 #: Extra memory per intra-op thread (thread-local buffers, stacks), MB.
 THREAD_MB = 4.0
 #: Memory of training activations relative to the forward outputs (measured 1.2-2.0).
@@ -151,6 +153,7 @@ def estimate(profile: ModelProfile, step: str, batch_size: int, *, optimizer: st
         optimizer_mb = OPTIMIZER_SLOTS.get(optimizer, 2) * gradients
         activations = BACKWARD * 4 * batch_size * profile.activations / MB
         cached = examples * stored**2 / MB
+        runtime += TRAIN_PIPELINE_MB
         data = (cached if cached <= cache_mb else 0.0) + \
             min(SHUFFLE_BUFFER, examples or SHUFFLE_BUFFER) * stored**2 / MB + \
             3 * 4 * batch_size * image_floats / MB  # a batch in flight, prefetched, augmented

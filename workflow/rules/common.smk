@@ -23,7 +23,11 @@ if workflow.local_exec and "mem_mb" not in workflow.global_resources:
 
 # The node jobs are planned for: config `cluster`; on Slurm what it leaves out
 # comes from sinfo (the smallest node of the default partition), else this machine.
+# A job that Slurm runs re-reads this file in its own Snakemake (remote mode);
+# it must plan for the same node as the submitting one.
 EXECUTOR = workflow.executor_plugin.name if workflow.executor_plugin else "local"
+if workflow.remote_exec and "SLURM_JOB_ID" in os.environ:
+    EXECUTOR = "slurm"
 NODE = Node.from_config(config["cluster"], slurm=EXECUTOR.startswith("slurm"))
 COHORTS = list(config["cohorts"])
 EXPERIMENTS = list(config["experiments"])
