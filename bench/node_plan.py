@@ -60,14 +60,14 @@ def main() -> int:
 
     from boneage.calibrate import calibrate_predict
     from boneage.models import build_model
-    from boneage.resources import JOB_OVERHEAD_MB, NODE_RESERVE_MB, plan_node
+    from boneage.resources import NODE_RESERVE_MB, plan_node, with_margin
 
     shards, _, _ = workflow_cohort(work, n=a.shards * 128 + 64, shard_size=128)
     shards = shards[:a.shards]
     model = str(work / "model.keras")
     build_model(a.backbone, 128).save(model)
     cores = os.cpu_count() or 1
-    proc_mb = int(calibrate_predict(model, shards[0], 1)["peak_rss_mb"] * 1.2) + JOB_OVERHEAD_MB
+    proc_mb = with_margin(calibrate_predict(model, shards[0], 1)["peak_rss_mb"])
     node_mb = NODE_RESERVE_MB + a.slots * proc_mb + proc_mb // 2  # room for `slots` processes
     plan = plan_node(node_mb, cores, proc_mb)
     print(f"node: {cores} cores, {node_mb} MB; one predict process {proc_mb} MB (measured)")

@@ -148,6 +148,11 @@ def _read_json(path: str | os.PathLike[str] | None) -> dict | None:
     return None
 
 
+def with_margin(peak_mb: float, margin: float = 0.2) -> int:
+    """What a job asks for a process of ``peak_mb``: the margin, plus the job's Snakemake."""
+    return int(peak_mb * (1 + margin)) + JOB_OVERHEAD_MB
+
+
 def predict_memory_mb(profile: str | None, calibration: str | None, image_size: int,
                       shard_size: int, batch_size: int = 64, tta: bool = False,
                       margin: float = 0.2) -> tuple[int, str]:
@@ -159,14 +164,14 @@ def predict_memory_mb(profile: str | None, calibration: str | None, image_size: 
     """
     measured = _read_json(calibration)
     if measured:
-        return int(measured["peak_rss_mb"] * (1 + margin)) + JOB_OVERHEAD_MB, "measured"
+        return with_margin(measured["peak_rss_mb"], margin), "measured"
     prof = _read_json(profile)
     if prof:
         from boneage.memory import ModelProfile, estimate
 
         est = estimate(ModelProfile(**prof), "predict", batch_size, shard_images=shard_size,
                        stored_size=image_size, tta_views=5 if tta else 1)
-        return int(est.total * (1 + margin)) + JOB_OVERHEAD_MB, "estimated"
+        return with_margin(est.total, margin), "estimated"
     return estimate_mem_mb("predict", image_size, shard_size, batch_size), "default"
 
 
@@ -183,4 +188,4 @@ def train_memory_mb(profile: str | None, exp: dict, ranks: int, examples: int,
     est = estimate(ModelProfile(**prof), "train", batch,
                    optimizer=exp.get("optimizer", "adamw"), examples=examples // max(ranks, 1),
                    stored_size=image_size)
-    return ranks * int(est.total * (1 + margin)) + JOB_OVERHEAD_MB
+    return with_margin(ranks * est.total, margin)

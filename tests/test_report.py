@@ -67,3 +67,16 @@ def test_summary_rows(tmp_path):
     _fake_results(tmp_path / "results")
     (row,) = summary_rows(tmp_path / "results")
     assert row["cohort"] == "c1" and row["ratio"] < 0.5
+
+
+def test_memory_plans_from_the_calibration():
+    from boneage.report.build import memory_plans
+
+    cal = {"small_cnn": {"peak_rss_mb": 8000.0, "estimate_mb": 7600.0, "images": 256,
+                         "threads": 1, "images_per_s": 40.0}}
+    node = {"mem_mb": 65536, "cores": 24, "reserve_mb": 2048, "margin": 0.2}
+    (row,) = memory_plans(cal, node)
+    assert row["plan"].startswith("6 processes x 4 threads")  # 8000 x 1.2 + 300 = 9900 MB
+    (small,) = memory_plans(cal, {"mem_mb": 4096, "cores": 4})
+    assert "one process needs" in small["plan"]
+    assert memory_plans(cal, None)[0]["plan"] is None

@@ -93,15 +93,16 @@ def experiment_table(run: RunResults) -> list[dict[str, Any]]:
 
 def memory_plans(calibration: dict[str, dict], node: dict | None) -> list[dict]:
     """Per model: predict's measured peak memory, the estimate, and the node plan it gives."""
-    from boneage.resources import JOB_OVERHEAD_MB, plan_node
+    from boneage.resources import NODE_RESERVE_MB, plan_node, with_margin
 
     rows = []
     for name, cal in sorted(calibration.items()):
         row = {"experiment": name, **cal, "plan": None}
         if node:
             try:
-                proc = int(cal["peak_rss_mb"] * 1.2) + JOB_OVERHEAD_MB
-                row["plan"] = plan_node(node["mem_mb"], node["cores"], proc).describe()
+                proc = with_margin(cal["peak_rss_mb"], node.get("margin", 0.2))
+                row["plan"] = plan_node(node["mem_mb"], node["cores"], proc,
+                                        node.get("reserve_mb", NODE_RESERVE_MB)).describe()
             except ValueError as exc:
                 row["plan"] = str(exc)
         rows.append(row)

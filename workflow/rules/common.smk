@@ -253,7 +253,12 @@ def get_run_info():
             "executor": EXECUTOR,
             "cores": workflow.resource_settings.cores,  # None on a cluster
             "nodes": workflow.nodes,
-            "node": {"mem_mb": NODE.mem_mb, "cores": NODE.cores},
+            "node": {
+                "mem_mb": NODE.mem_mb,
+                "cores": NODE.cores,
+                "reserve_mb": NODE.reserve_mb,
+                "margin": NODE.margin,
+            },
             "mem_mb": {
                 s: estimate_mem_mb(s, config["image_size"], config["shards"]["size"])
                 for s in steps

@@ -10,7 +10,7 @@ rule calibrate:
     output:
         "results/models/{experiment}/calibration.json",
     params:
-        tta=PREDICT_ARGS,
+        args=PREDICT_ARGS,
     threads: get_predict_threads
     resources:
         mem_mb=get_predict_mem_mb,
@@ -20,7 +20,7 @@ rule calibrate:
         "benchmarks/calibrate/{experiment}.tsv"
     shell:
         "boneage calibrate --model {input.model} --shard {input.shard} --out {output}"
-        " --threads {threads} {params.tta} > {log} 2>&1"
+        " --threads {threads} {params.args} > {log} 2>&1"
 
 
 rule predict:
