@@ -208,6 +208,11 @@ def get_group_tasks(wildcards, input):
     return _predict_plan(input).processes
 
 
+def get_group_threads(wildcards, input):
+    plan = _predict_plan(input)
+    return plan.processes * plan.threads
+
+
 def get_group_mem_mb(wildcards, input, attempt):
     plan = _predict_plan(input)
     return attempt * plan.processes * plan.proc_mem_mb

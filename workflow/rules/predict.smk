@@ -53,10 +53,12 @@ rule predict_group:
         "results/predictions/{experiment}/{cohort}/groups/{group}.tsv",
     params:
         args=PREDICT_ARGS,
-    threads: get_predict_threads
+    # All its ranks' cores (local accounting); on Slurm, cpus_per_task per rank.
+    threads: get_group_threads
     resources:
         mem_mb=get_group_mem_mb,
         tasks=get_group_tasks,
+        cpus_per_task=get_predict_threads,
     log:
         "logs/predict/{experiment}/{cohort}/groups/{group}.log",
     benchmark:
@@ -64,7 +66,7 @@ rule predict_group:
     shell:
         "boneage launch --mpi --ranks {resources.tasks} --"
         " boneage predict-group --model {input.model} --shards {input.shards} --out {output}"
-        " --threads {threads} {params.args} > {log} 2>&1"
+        " --threads {resources.cpus_per_task} {params.args} > {log} 2>&1"
 
 
 rule aggregate:
