@@ -22,13 +22,33 @@ if workflow.local_exec and "mem_mb" not in workflow.global_resources:
     workflow.register_resource("mem_mb", machine_memory_mb())
 
 # The node jobs are planned for: config `cluster`; on Slurm what it leaves out
-# comes from sinfo (the smallest node of the default partition), else this machine.
-# A job that Slurm runs re-reads this file in its own Snakemake (remote mode);
-# it must plan for the same node as the submitting one.
-EXECUTOR = workflow.executor_plugin.name if workflow.executor_plugin else "local"
-if workflow.remote_exec and "SLURM_JOB_ID" in os.environ:
-    EXECUTOR = "slurm"
-NODE = Node.from_config(config["cluster"], slurm=EXECUTOR.startswith("slurm"))
+# comes from sinfo (the smallest node of the default partition), else this
+# machine. Resolved when jobs are planned, once the executor is known (it is
+# not while this file is parsed); a job that Slurm runs re-reads this file in
+# its own Snakemake (remote mode) and must plan for the same node.
+_NODES = {}
+
+
+def executor_name():
+    if workflow.remote_exec and "SLURM_JOB_ID" in os.environ:
+        return "slurm"
+    return workflow.executor_plugin.name if workflow.executor_plugin else "local"
+
+
+def node():
+    """The node plan's machine (see above); a dry run asks sinfo too, where there is one."""
+    name = executor_name()
+    if name not in _NODES:
+        slurm = name in ("slurm", "dryrun")
+        _NODES[name] = Node.from_config(config["cluster"], slurm=slurm)
+    return _NODES[name]
+
+
+def get_node_cores(wildcards):
+    """Threads of a job that uses a whole node (locally capped at --cores)."""
+    return node().cores
+
+
 COHORTS = list(config["cohorts"])
 EXPERIMENTS = list(config["experiments"])
 ENSEMBLES = config["aggregate"]["ensembles"]
@@ -188,9 +208,9 @@ def _predict_plan(input):
         config["shards"]["size"],
         config["predict"]["batch_size"],
         config["aggregate"]["tta"],
-        NODE.margin,
+        node().margin,
     )
-    return plan_node(NODE.mem_mb, NODE.cores, mem, NODE.reserve_mb)
+    return plan_node(node().mem_mb, node().cores, mem, node().reserve_mb)
 
 
 def get_predict_mem_mb(wildcards, input, attempt):
@@ -227,13 +247,13 @@ def get_train_mem_mb(wildcards, input, attempt):
             with open(index) as fh:
                 examples += sum(s["images"] for s in json.load(fh)["shards"])
     ranks = get_train_ranks()
-    mem = train_memory_mb(input.profile, exp, ranks, examples, config["image_size"], NODE.margin)
+    mem = train_memory_mb(input.profile, exp, ranks, examples, config["image_size"], node().margin)
     return attempt * mem
 
 
 def get_train_cpus_per_task(wildcards):
     """Cores per rank of a train job on Slurm (each MPI task gets its share of the node)."""
-    return max(1, NODE.cores // get_train_ranks())
+    return max(1, node().cores // get_train_ranks())
 
 
 def get_calibration_shard(wildcards):
@@ -250,19 +270,20 @@ def get_predict_inputs(wildcards):
     return inputs
 
 
-def get_run_info():
+def get_run_info(wildcards):
     """Where and how this run was planned: executor, node, and the coarse memory figures."""
     steps = ("shard", "train", "predict")
+    here = node()
     return json.dumps(
         {
-            "executor": EXECUTOR,
+            "executor": executor_name(),
             "cores": workflow.resource_settings.cores,  # None on a cluster
             "nodes": workflow.nodes,
             "node": {
-                "mem_mb": NODE.mem_mb,
-                "cores": NODE.cores,
-                "reserve_mb": NODE.reserve_mb,
-                "margin": NODE.margin,
+                "mem_mb": here.mem_mb,
+                "cores": here.cores,
+                "reserve_mb": here.reserve_mb,
+                "margin": here.margin,
             },
             "mem_mb": {
                 s: estimate_mem_mb(s, config["image_size"], config["shards"]["size"])

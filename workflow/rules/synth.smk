@@ -10,7 +10,7 @@ rule synth:
         args=get_synth_args,
     # Rendering is CPU-bound and runs in worker processes: a node's cores
     # (locally capped at --cores).
-    threads: NODE.cores
+    threads: get_node_cores
     log:
         "logs/synth/{cohort}.log",
     benchmark:

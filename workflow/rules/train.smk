@@ -35,7 +35,7 @@ rule train_model:
         controller=config["distributed"]["controller"],
     # The job's ranks share the node's cores (intra-op threads split per rank);
     # on Slurm it is one MPI job: `tasks` ranks, `cpus_per_task` cores each.
-    threads: NODE.cores
+    threads: get_node_cores
     resources:
         mem_mb=get_train_mem_mb,
         tasks=get_train_ranks,
