@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--results", default="results")
     s.add_argument("--benchmarks", default="benchmarks")
     s.add_argument("--config", required=True, help="the run's config as JSON")
-    s.add_argument("--run-info", default="{}", help="executor, cores, nodes, requested memory")
+    s.add_argument("--run-info", default="{}", help="JSON: the memory each step asked for (mem_mb by step)")
     s.add_argument("--out", required=True)
 
     s = add("summary", cmd_summary, "print held-out accuracy against the baseline")

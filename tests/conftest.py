@@ -47,6 +47,18 @@ def tiny_shards(tmp_path_factory, tiny_cohort) -> tuple[list[str], pd.DataFrame]
     return paths, make_split(manifest, seed=1, val=0.25, test=0.25)
 
 
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A random-weight small_cnn for 32 px input, saved with its memory profile beside it."""
+    from boneage.memory import profile_experiment
+    from boneage.models import build_model
+
+    out = tmp_path_factory.mktemp("model")
+    build_model("small_cnn", 32, 100.0, 40.0).save(out / "model.keras")
+    profile_experiment({"backbone": "small_cnn", "image_size": 32}).save(out / "profile.json")
+    return out / "model.keras"
+
+
 @pytest.fixture
 def real_hands() -> list[Path]:
     """The 10 real radiographs in shared/data/real-hands (skipped where absent)."""

@@ -91,6 +91,21 @@ def experiment_table(run: RunResults) -> list[dict[str, Any]]:
     return rows
 
 
+def where_planned(cluster: dict) -> dict:
+    """The executor this report job runs under, and the node the workflow planned jobs for.
+
+    The same rule as the workflow's: inside a Slurm job, the node from config
+    ``cluster`` and sinfo; otherwise this machine (boneage.resources.Node).
+    """
+    from boneage.resources import Node
+
+    slurm = "SLURM_JOB_ID" in os.environ
+    node = Node.from_config(cluster, slurm=slurm)
+    return {"executor": "slurm" if slurm else "local",
+            "node": {"mem_mb": node.mem_mb, "cores": node.cores, "reserve_mb": node.reserve_mb,
+                     "margin": node.margin}}
+
+
 def memory_plans(calibration: dict[str, dict], node: dict | None) -> list[dict]:
     """Per model: predict's measured peak memory, the estimate, and the node plan it gives."""
     from boneage.resources import NODE_RESERVE_MB, plan_node, with_margin
@@ -114,13 +129,13 @@ def build_report(results: str | os.PathLike[str], benchmarks: str | os.PathLike[
     """Render the report from the output folders.
 
     ``config_json`` is the run's config (JSON text or a file); ``run_info``
-    (JSON) says where it ran and what memory each step asked for.
+    (JSON) says what memory each step asked for; where it ran is found here.
     """
-    info = json.loads(run_info)
     run = collect(results, benchmarks)
     results = Path(results)
     text = config_json if config_json.strip().startswith("{") else Path(config_json).read_text()
     config = json.loads(text)
+    info = {**where_planned(config.get("cluster", {})), **json.loads(run_info)}
     qc, review = {}, {}
     for cohort, manifest in run.manifests.items():
         s = summarise(manifest)

@@ -270,21 +270,14 @@ def get_predict_inputs(wildcards):
     return inputs
 
 
-def get_run_info(wildcards):
-    """Where and how this run was planned: executor, node, and the coarse memory figures."""
+def get_run_info():
+    """The coarse memory figure of each step (the report adds where it ran and the node).
+
+    A param, so nothing here may differ between a dry run and the real run.
+    """
     steps = ("shard", "train", "predict")
-    here = node()
     return json.dumps(
         {
-            "executor": executor_name(),
-            "cores": workflow.resource_settings.cores,  # None on a cluster
-            "nodes": workflow.nodes,
-            "node": {
-                "mem_mb": here.mem_mb,
-                "cores": here.cores,
-                "reserve_mb": here.reserve_mb,
-                "margin": here.margin,
-            },
             "mem_mb": {
                 s: estimate_mem_mb(s, config["image_size"], config["shards"]["size"])
                 for s in steps

@@ -42,7 +42,7 @@ rule report:
         ),
     params:
         config=json.dumps(config, sort_keys=True),
-        run=get_run_info,
+        run=get_run_info(),
     log:
         "logs/report/report.log",
     benchmark:
