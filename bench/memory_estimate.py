@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 from workflow_cohort import workflow_cohort
+
 PREDICT = [("small_cnn", 128, 64), ("resnet50", 128, 32), ("vgg16", 128, 32),
            ("efficientnetb0", 128, 32)]
 TRAIN = [("small_cnn", 128, 32), ("resnet50", 128, 16), ("efficientnetb0", 128, 16)]

@@ -101,8 +101,8 @@ def cmd_predict(a: argparse.Namespace) -> None:
 
 
 def cmd_predict_group(a: argparse.Namespace) -> None:
-    from boneage.distribute import set_threads
     from boneage.dispatch import run_group
+    from boneage.distribute import set_threads
     from boneage.models import load_model
     from boneage.predict import predict_shard
 
@@ -119,13 +119,12 @@ def cmd_predict_group(a: argparse.Namespace) -> None:
 
 
 def cmd_profile(a: argparse.Namespace) -> None:
-    from boneage.memory import estimate, profile_experiment
+    from boneage.memory import estimate, host_batch, profile_experiment
 
     exp = json.loads(a.experiment)
     profile = profile_experiment(exp)
     profile.save(a.out)
-    batch = exp.get("batch_size", 32)
-    batch = batch if isinstance(batch, int) else 32
+    batch = host_batch(exp.get("batch_size", 32))
     print(f"{profile.backbone} at {profile.image_size} px: {profile.params:,} parameters, "
           f"{profile.activations:,} activation floats per image")
     print(f"train (batch {batch}): {estimate(profile, 'train', batch).describe()}")
@@ -341,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--results", default="results")
     s.add_argument("--benchmarks", default="benchmarks")
     s.add_argument("--config", required=True, help="the run's config as JSON")
-    s.add_argument("--run-info", default="{}", help="JSON: the memory each step asked for (mem_mb by step)")
+    s.add_argument("--run-info", default="{}", help="JSON: mem_mb asked for by each step")
     s.add_argument("--out", required=True)
 
     s = add("summary", cmd_summary, "print held-out accuracy against the baseline")

@@ -46,6 +46,11 @@ SHUFFLE_BUFFER = 4096
 GPU_RESERVE_MB = 1024
 
 
+def host_batch(batch_size: int | str) -> int:
+    """The batch a host-memory estimate uses: ``auto`` sizes GPU memory, so count 32."""
+    return batch_size if isinstance(batch_size, int) else 32
+
+
 @dataclass(frozen=True)
 class ModelProfile:
     """What a model holds, per image where it scales with the batch."""

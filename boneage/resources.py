@@ -178,12 +178,12 @@ def predict_memory_mb(profile: str | None, calibration: str | None, image_size: 
 def train_memory_mb(profile: str | None, exp: dict, ranks: int, examples: int,
                     image_size: int, margin: float = 0.2) -> int:
     """Memory (MB) of a train job: its ranks, each holding the model and its data share."""
-    batch = exp.get("batch_size", 32)
-    batch = batch if isinstance(batch, int) else 32  # "auto" sizes device memory, not host
+    from boneage.memory import ModelProfile, estimate, host_batch
+
+    batch = host_batch(exp.get("batch_size", 32))
     prof = _read_json(profile)
     if not prof:
         return ranks * estimate_mem_mb("train", image_size, 0, batch)
-    from boneage.memory import ModelProfile, estimate
 
     est = estimate(ModelProfile(**prof), "train", batch,
                    optimizer=exp.get("optimizer", "adamw"), examples=examples // max(ranks, 1),

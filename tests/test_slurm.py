@@ -16,12 +16,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import localslurm
 import pandas as pd
 import pytest
 import yaml
 from conftest import REPO
-
-import localslurm
 from test_integration_workflow import TINY
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.mpi]
