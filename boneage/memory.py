@@ -32,6 +32,8 @@ from dataclasses import asdict, dataclass
 MB = 2**20
 #: Resident memory of an idle Python + TensorFlow 2.17 + Keras 3 process on CPU (MB).
 #: (measured: 453 MB after ``import tensorflow``, ~30 MB more to load and run a model).
+#: The GPU figure (host memory with a CUDA context) is a published rule of thumb, not yet
+#: measured here.
 RUNTIME_MB = {"cpu": 485.0, "gpu": 1800.0}
 #: A training process's tf.data pipeline and traced train step on top (MB; measured 100-260).
 TRAIN_PIPELINE_MB = 150.0
