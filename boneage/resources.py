@@ -68,7 +68,9 @@ class NodePlan:
 
     def describe(self) -> str:
         """One line for people: this plan against one single-threaded process per slot."""
-        return (f"{self.processes} processes x {self.threads} threads = {self.busy_cores} of "
+        procs = f"{self.processes} process{'es' if self.processes != 1 else ''}"
+        threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
+        return (f"{procs} x {threads} = {self.busy_cores} of "
                 f"{self.node_cores} cores busy, {self.processes * self.proc_mem_mb} of "
                 f"{self.node_mem_mb} MB memory (single-threaded: {self.processes} of "
                 f"{self.node_cores} cores)")
