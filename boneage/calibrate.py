@@ -9,6 +9,7 @@ figure plus a margin (boneage.resources.predict_plan).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -27,15 +28,33 @@ class Measurement:
     returncode: int
 
 
+#: Runs the command and writes its rusage peak RSS (KiB) and exit status to argv[1].
+_WRAPPER = """\
+import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+proc.returncode = os.waitstatus_to_exitcode(status)
+with open(sys.argv[1], "w") as fh:
+    json.dump([usage.ru_maxrss, proc.returncode], fh)
+"""
+
+
 def measure(command: list[str], env: dict[str, str] | None = None, stdout=None, stderr=None,
             cwd: str | os.PathLike[str] | None = None) -> Measurement:
-    """Run ``command`` to the end; its peak RSS comes from the kernel's rusage of the child."""
+    """Run ``command`` to the end; its peak RSS comes from the kernel's rusage of the child.
+
+    A child's ``ru_maxrss`` also counts the memory it had between fork and
+    exec, a copy of its parent's: measured from a large parent (one that
+    imported TensorFlow, say) a small command would read as large as the
+    parent. So a small Python wrapper starts the command and reports.
+    """
     start = time.monotonic()
-    proc = subprocess.Popen(command, env=env, stdout=stdout, stderr=stderr, cwd=cwd)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped; keep Popen quiet
-    # Linux reports ru_maxrss in KiB.
-    return Measurement(usage.ru_maxrss / 1024, time.monotonic() - start, proc.returncode)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "rusage.json"
+        subprocess.run([sys.executable, "-c", _WRAPPER, str(result), *command], env=env,
+                       stdout=stdout, stderr=stderr, cwd=cwd, check=True)
+        maxrss_kib, returncode = json.loads(result.read_text())
+    return Measurement(maxrss_kib / 1024, time.monotonic() - start, returncode)
 
 
 def calibrate_predict(model: str, shard: str, threads: int, tta: bool = False,

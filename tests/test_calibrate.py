@@ -19,6 +19,12 @@ def test_measure_reads_the_childs_peak_rss():
     assert measure([sys.executable, "-c", "raise SystemExit(3)"]).returncode == 3
 
 
+def test_measure_is_not_inflated_by_a_large_parent():
+    ballast = b"x" * (600 * 2**20)  # this process is large when it starts the command
+    m = measure([sys.executable, "-c", "pass"])
+    assert len(ballast) and m.peak_rss_mb < 100
+
+
 @pytest.mark.slow
 def test_calibrate_predict_writes_measurement_and_estimate(tiny_shards, tiny_model, tmp_path):
     shards, _ = tiny_shards
