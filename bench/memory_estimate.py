@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -49,6 +50,7 @@ def main() -> int:
         return m.peak_rss_mb
 
     shards, index, split = workflow_cohort(work)
+    shutil.rmtree(work / "models", ignore_errors=True)  # a rerun must train, not resume
     n_train = int((pd.read_csv(split, sep="\t")["subset"] == "train").sum())
     images = len(read_shard(shards[0], images=False))
     rows, worst = [], 0.0

@@ -35,8 +35,8 @@ MB = 2**20
 #: The GPU figure (host memory with a CUDA context) is a published rule of thumb, not yet
 #: measured here.
 RUNTIME_MB = {"cpu": 485.0, "gpu": 1800.0}
-#: A training process's tf.data pipeline and traced train step on top (MB; measured 100-260).
-TRAIN_PIPELINE_MB = 150.0
+#: A training process's tf.data pipeline and traced train step on top (MB; measured 0-230).
+TRAIN_PIPELINE_MB = 60.0
 #: Extra memory per intra-op thread (thread-local buffers, stacks), MB.
 THREAD_MB = 4.0
 #: Memory of training activations relative to the forward outputs (measured 1.2-2.0).
