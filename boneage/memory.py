@@ -5,7 +5,8 @@ floats each layer outputs per image at the input size. :func:`estimate` turns
 a profile into the peak resident memory of one process:
 
 * runtime: the Python + TensorFlow + Keras process before any model
-  (measured for TF 2.17 on CPU; a CUDA context adds more host memory);
+  (measured for TF 2.17 on CPU; a CUDA context would add host memory that
+  is not counted here);
 * weights (4 bytes a parameter); in training also gradients and the
   optimizer's slots (Adam/AdamW: 2, SGD with momentum: 1);
 * activations: every layer output of the batch. In training they are kept
@@ -32,9 +33,7 @@ from dataclasses import asdict, dataclass
 MB = 2**20
 #: Resident memory of an idle Python + TensorFlow 2.17 + Keras 3 process on CPU (MB).
 #: (measured: 453 MB after ``import tensorflow``, ~30 MB more to load and run a model).
-#: The GPU figure (host memory with a CUDA context) is a published rule of thumb, not yet
-#: measured here.
-RUNTIME_MB = {"cpu": 485.0, "gpu": 1800.0}
+RUNTIME_MB = 485.0
 #: A training process's tf.data pipeline and traced train step on top (MB; measured 0-230).
 TRAIN_PIPELINE_MB = 60.0
 #: Extra memory per intra-op thread (thread-local buffers, stacks), MB.
@@ -140,7 +139,7 @@ def profile_experiment(exp: dict) -> ModelProfile:
 
 
 def estimate(profile: ModelProfile, step: str, batch_size: int, *, optimizer: str = "adamw",
-             threads: int = 1, device: str = "cpu", examples: int = 0,
+             threads: int = 1, examples: int = 0,
              stored_size: int | None = None, cache_mb: float = 2048.0,
              shard_images: int = 0, tta_views: int = 1) -> MemoryEstimate:
     """Peak memory of one ``step`` ("train" or "predict") process; see the module doc.
@@ -152,7 +151,7 @@ def estimate(profile: ModelProfile, step: str, batch_size: int, *, optimizer: st
     if step not in ("train", "predict"):
         raise ValueError(f"no memory model for step {step!r}")
     stored = stored_size or profile.image_size
-    runtime = RUNTIME_MB[device] + THREAD_MB * threads
+    runtime = RUNTIME_MB + THREAD_MB * threads
     weights = 4 * profile.params / MB
     image_floats = profile.image_size ** 2  # one float32 input image
     if step == "train":
