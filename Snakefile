@@ -25,6 +25,7 @@ wildcard_constraints:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/config.smk"
 include: "workflow/rules/synth.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/split.smk"

@@ -1,14 +1,22 @@
-"""Measure image QC: precision/recall of ``no_hand`` and polarity accuracy.
+"""Measure image QC on real and synthetic films, side by side; exit 1 on a miss.
 
-On a synthetic set with known non-hand films (blank, chest, text page,
-knee) and known inversions, and on the real radiographs in
-``../shared/data/real-hands`` with their inverted copies. Run:
-``python bench/qc_accuracy.py --n 1000``
+* real hands (``../shared/data/real-hands``), as stored and inverted: every one
+  must be accepted with the right polarity;
+* real non-hand radiographs (``../shared/data/real-nonhand``, chest films), as
+  stored and inverted: every one must be rejected as ``no_hand``;
+* pydicom's sample images of other modalities (CT, MR, ultrasound, bone scan),
+  judged by their pixels alone and with their DICOM header: held out, never
+  used to tune QC (printed for information; the header must reject them all);
+* synthetic films with known non-hands and inversions: ``no_hand`` precision
+  and recall and polarity accuracy must stay at or above ``--synthetic-target``.
+
+Run: ``python bench/qc_accuracy.py --n 1000``
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -18,7 +26,10 @@ from boneage.preprocess import decode
 from boneage.qc import check
 from boneage.synth.cohort import render_study, sample_studies
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real-hands"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+OTHER_MODALITIES = ["CT_small.dcm", "MR_small.dcm", "693_J2KI.dcm", "J2K_pixelrep_mismatch.dcm",
+                    "JPEG2000.dcm", "examples_overlay.dcm", "examples_palette.dcm",
+                    "examples_jpeg2k.dcm", "image_dfl.dcm"]
 
 
 def synthetic(n: int, seed: int) -> Counter:
@@ -34,32 +45,87 @@ def synthetic(n: int, seed: int) -> Counter:
     return c
 
 
+def real_films(folder: Path) -> list[Path]:
+    """The films of a shared/data folder; exits when the folder is missing."""
+    files = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".png", ".jpg"))
+    if not files:
+        sys.exit(f"qc_accuracy: no films in {folder} (../shared must be beside the clone)")
+    return files
+
+
+def real_figures() -> list[str]:
+    """Print the real-film figures; return what missed."""
+    misses = []
+    hands = real_films(SHARED / "real-hands")
+    accepted = polarity = 0
+    for p in hands:
+        img = decode(p)
+        up, down = check(img), check(1.0 - img)
+        accepted += up.is_hand + down.is_hand
+        polarity += (not up.inverted) + down.inverted
+        if not (up.is_hand and down.is_hand):
+            misses.append(f"real hand {p.name} rejected ({up.rule} / inverted: {down.rule})")
+    print(f"real hands ({len(hands)}, as stored and inverted): accepted "
+          f"{accepted}/{2 * len(hands)}, polarity right {polarity}/{2 * len(hands)}")
+    if polarity < 2 * len(hands):
+        misses.append("a real hand's polarity is wrong")
+    others = real_films(SHARED / "real-nonhand")
+    rejected = 0
+    for p in others:
+        img = decode(p)
+        for label, verdict in (("", check(img)), (" inverted", check(1.0 - img))):
+            rejected += verdict.reason == "no_hand"
+            if verdict.reason != "no_hand":
+                misses.append(f"real non-hand {p.name}{label} accepted ({verdict.rule})")
+    print(f"real non-hands ({len(others)} chest films, as stored and inverted): "
+          f"rejected {rejected}/{2 * len(others)}")
+    return misses
+
+
+def other_modalities() -> list[str]:
+    """pydicom's CT/MR/US/NM samples: pixels alone, then with the header (held out)."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    by_pixels = by_header = 0
+    misses = []
+    for name in OTHER_MODALITIES:
+        path = get_testdata_file(name)
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        img = decode(path)
+        by_pixels += not check(img).is_hand
+        with_header = check(img, ds.get("BodyPartExamined"), ds.get("Modality"))
+        by_header += not with_header.is_hand
+        if with_header.is_hand:
+            misses.append(f"{name} ({ds.get('Modality')}) accepted with its header")
+    print(f"other modalities ({len(OTHER_MODALITIES)} pydicom samples, held out): rejected "
+          f"{by_pixels}/{len(OTHER_MODALITIES)} by pixels alone, "
+          f"{by_header}/{len(OTHER_MODALITIES)} with the DICOM header")
+    return misses
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=31)
+    ap.add_argument("--synthetic-target", type=float, default=0.98,
+                    help="least no_hand precision, recall and polarity accuracy on synthetic films")
     a = ap.parse_args()
+    misses = real_figures() + other_modalities()
     c = synthetic(a.n, a.seed)
     precision = c["tp"] / max(c["tp"] + c["fp"], 1)
     recall = c["tp"] / max(c["tp"] + c["fn"], 1)
     polarity = c["polarity_ok"] / max(c["polarity_ok"] + c["polarity_wrong"], 1)
-    print(f"synthetic, {a.n} films ({c['tp'] + c['fn']} not hands):")
-    print(f"  no_hand precision {precision:.3f}  recall {recall:.3f}  "
-          f"(tp {c['tp']}, fp {c['fp']}, fn {c['fn']})")
-    print(f"  polarity accuracy on hands {polarity:.3f}")
-    files = sorted(REAL.glob("*.png"))
-    if not files:
-        print(f"real hands: not found in {REAL}")
-        return
-    ok_hand = ok_pol = ok_inv = 0
-    for p in files:
-        img = decode(p)
-        up, down = check(img), check(1.0 - img)
-        ok_hand += up.is_hand and down.is_hand
-        ok_pol += not up.inverted
-        ok_inv += down.inverted
-    print(f"real hands ({len(files)}): accepted as hands {ok_hand}/{len(files)}, "
-          f"polarity right {ok_pol}/{len(files)}, inverted copies detected {ok_inv}/{len(files)}")
+    print(f"synthetic, {a.n} films ({c['tp'] + c['fn']} not hands): no_hand precision "
+          f"{precision:.3f}  recall {recall:.3f}  (tp {c['tp']}, fp {c['fp']}, fn {c['fn']}); "
+          f"polarity accuracy on hands {polarity:.3f}")
+    for name, value in (("precision", precision), ("recall", recall), ("polarity", polarity)):
+        if value < a.synthetic_target:
+            misses.append(f"synthetic {name} {value:.3f} < {a.synthetic_target}")
+    if misses:
+        print("MISSED:\n  " + "\n  ".join(misses))
+        sys.exit(1)
+    print("all targets met")
 
 
 if __name__ == "__main__":

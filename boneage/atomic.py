@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -63,6 +64,28 @@ def read_tsv(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a TSV written by :func:`write_tsv` (``id`` columns stay strings)."""
     return pd.read_csv(path, sep="\t", dtype={"id": str, "patient": str}, na_values=["NA"],
                        keep_default_na=False)
+
+
+def looks_like_wildcard(path: str) -> bool:
+    """True for a path Snakemake would read as holding a wildcard (``{name}``)."""
+    return re.search(r"\{\s*[.\w]+\s*(,[^{}]*)?\}", str(path)) is not None
+
+
+def file_stamp(path: str | os.PathLike[str]) -> str:
+    """``size:mtime_ns`` of a file or folder ("missing" when absent): changes when it does."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def load_json(value: str | os.PathLike[str]) -> Any:
+    """JSON from a file (what the workflow passes) or, typed by hand, inline JSON text."""
+    text = str(value)
+    if text.lstrip().startswith(("{", "[")) and not os.path.exists(text):
+        return json.loads(text)
+    return json.loads(Path(text).read_text(encoding="utf-8"))
 
 
 def _json_default(obj: Any) -> Any:

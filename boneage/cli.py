@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from boneage.atomic import read_tsv, write_json, write_tsv
+from boneage.atomic import load_json, read_tsv, write_json, write_tsv
 
 
 def cmd_synth(a: argparse.Namespace) -> None:
@@ -29,7 +29,7 @@ def cmd_synth(a: argparse.Namespace) -> None:
 def cmd_manifest(a: argparse.Namespace) -> None:
     from boneage.manifest import build_manifest
 
-    spec = json.loads(a.spec)
+    spec = load_json(a.spec)
     checked, plan, unmatched = build_manifest(spec, a.shard_size)
     write_tsv(a.rows, checked)
     write_json(a.plan, {"shards": plan, "unmatched_corrections": unmatched})
@@ -77,7 +77,7 @@ def cmd_train(a: argparse.Namespace) -> None:
     from boneage.distribute import detect
     from boneage.train import Experiment, run_training
 
-    exp = Experiment.from_dict(a.name, json.loads(a.experiment))
+    exp = Experiment.from_dict(a.name, load_json(a.experiment))
     split = pd.concat([read_tsv(p) for p in a.split], ignore_index=True)
     shards = [s["path"] for p in a.index for s in json.loads(Path(p).read_text())["shards"]]
     summary = run_training(exp, shards, split, a.out_dir, detect(), threads=a.threads)
@@ -121,7 +121,7 @@ def cmd_predict_group(a: argparse.Namespace) -> None:
 def cmd_profile(a: argparse.Namespace) -> None:
     from boneage.memory import estimate, host_batch, profile_experiment
 
-    exp = json.loads(a.experiment)
+    exp = load_json(a.experiment)
     profile = profile_experiment(exp)
     profile.save(a.out)
     batch = host_batch(exp.get("batch_size", 32))
@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--inverted-share", type=float, default=0.03)
 
     s = add("manifest", cmd_manifest, "check source rows and plan the shards")
-    s.add_argument("--spec", required=True, help="the cohort's config entry as JSON")
+    s.add_argument("--spec", required=True, help="the cohort's config entry: a JSON file")
     s.add_argument("--shard-size", type=int, default=256)
     s.add_argument("--rows", required=True, help="output: checked rows (TSV)")
     s.add_argument("--plan", required=True, help="output: shard plan (JSON)")
@@ -266,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("train", cmd_train, "train one experiment (single process or Horovod ranks)")
     s.add_argument("--name", required=True)
-    s.add_argument("--experiment", required=True, help="experiment settings as JSON")
+    s.add_argument("--experiment", required=True, help="experiment settings: a JSON file")
     s.add_argument("--index", nargs="+", required=True)
     s.add_argument("--split", nargs="+", required=True)
     s.add_argument("--out-dir", required=True)
@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tta", action="store_true")
 
     s = add("profile", cmd_profile, "count a model's parameters and activations (for memory)")
-    s.add_argument("--experiment", required=True, help="experiment settings as JSON")
+    s.add_argument("--experiment", required=True,
+                   help="experiment settings: a JSON file (or inline JSON)")
     s.add_argument("--out", required=True)
 
     s = add("calibrate", cmd_calibrate, "measure the peak memory of predict on one shard")
@@ -339,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("report", cmd_report, "write the self-contained HTML report")
     s.add_argument("--results", default="results")
     s.add_argument("--benchmarks", default="benchmarks")
-    s.add_argument("--config", required=True, help="the run's config as JSON")
+    s.add_argument("--config", required=True, help="the run's resolved config: a JSON file")
     s.add_argument("--run-info", default="{}", help="JSON: mem_mb asked for by each step")
     s.add_argument("--out", required=True)
 

@@ -34,6 +34,42 @@ def _with_defaults(cls):
     return jsonschema.validators.extend(cls, {"properties": set_defaults})
 
 
+#: DICOM id fields anyone can enumerate: an unsalted pseudonym of one is reversible.
+ENUMERABLE_IDS = ("AccessionNumber", "PatientID")
+
+
+def check_salt(name: str, spec: dict[str, Any]) -> str | None:
+    """The problem with a DICOM cohort whose pseudonyms could be reversed, else None.
+
+    A hash of an AccessionNumber or PatientID without a salt is reversed by
+    hashing every plausible number; such a cohort must give a salt.
+    """
+    if (spec.get("source") == "dicom" and spec.get("pseudonymize", True)
+            and spec.get("id_field", "StudyInstanceUID") in ENUMERABLE_IDS
+            and not str(spec.get("salt", "")).strip()):
+        return (f"cohorts.{name}.salt: pseudonyms of {spec['id_field']} without a salt can be "
+                "reversed by hashing every plausible value; set a site secret as salt")
+    return None
+
+
+def public_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The config as the report may show it: DICOM salts and folder paths left out.
+
+    A salt shown next to the pseudonyms would make them reversible, and a PACS
+    export folder is often named after a patient or an accession number.
+    """
+    shown = dict(config)
+    cohorts = {}
+    for name, spec in config.get("cohorts", {}).items():
+        if spec.get("source") == "dicom":
+            spec = {**spec, "folder": "(DICOM folder, not shown)"}
+        if "salt" in spec:
+            spec = {**spec, "salt": "(secret, not shown)" if spec["salt"] else ""}
+        cohorts[name] = spec
+    shown["cohorts"] = cohorts
+    return shown
+
+
 def validate(config: dict[str, Any],
              schema_path: str | os.PathLike[str] = SCHEMA) -> dict[str, Any]:
     """Validate ``config`` in place (defaults filled in) and return it."""
@@ -49,6 +85,9 @@ def validate(config: dict[str, Any],
         if name in config["experiments"] or unknown:
             raise ConfigError(f"invalid configuration:\n  aggregate.ensembles.{name}: members must "
                               f"be experiments and the name must not be one (unknown: {unknown})")
+    unsafe = [p for name, spec in config["cohorts"].items() if (p := check_salt(name, spec))]
+    if unsafe:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(unsafe))
     for name in config.get("train_cohorts", []):
         if name not in config["cohorts"]:
             raise ConfigError(f"invalid configuration:\n  train_cohorts: {name!r} is not one of "

@@ -19,7 +19,8 @@ import pandas as pd
 
 #: Rejection reasons and what they mean (shown in the report).
 REASONS = {
-    "unreadable_image": "not an image, truncated or corrupt",
+    "unreadable_image": "not an image, or corrupt",
+    "truncated": "DICOM pixel data cut short (an incomplete transfer)",
     "missing_id": "no study identifier",
     "deleted_by_review": "deleted by a reviewer (corrections file)",
     "flagged_by_review": "flagged as problematic by a reviewer (corrections file)",
@@ -140,12 +141,16 @@ def shard_digest(rows: pd.DataFrame) -> str:
 
 
 def finalise(checked: pd.DataFrame, shard_qc: list[pd.DataFrame]) -> pd.DataFrame:
-    """Merge shard QC verdicts (``row, status, reason, inverted, shard``) into the manifest."""
+    """Merge shard QC verdicts (``row, status, reason, inverted, shard, qc``) into the manifest.
+
+    ``qc`` says which rule decided an image's verdict, with its figures.
+    """
     out = checked.drop(columns=["abspath"]).set_index("row")
     out["shard"] = pd.NA
+    out["qc"] = ""
     if shard_qc:
         qc = pd.concat(shard_qc).set_index("row")
-        for col in ("status", "reason", "inverted", "shard"):
+        for col in ("status", "reason", "inverted", "shard", "qc"):
             out.loc[qc.index, col] = qc[col]
     out = out.reset_index()
     missing = out["status"].isna().sum()

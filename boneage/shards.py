@@ -32,6 +32,8 @@ from boneage.preprocess import DecodeError, decode, prepare
 
 FORMATS = {"zarr": ".zarr", "hdf5": ".h5"}
 CHUNK = 64
+#: Columns of a shard's per-row QC verdicts (merged into the manifest).
+VERDICT_COLUMNS = ["row", "status", "reason", "inverted", "shard", "qc"]
 
 
 @dataclass
@@ -120,24 +122,26 @@ def build_shard(rows: pd.DataFrame, out: str | os.PathLike[str], size: int,
                 shard_name: str) -> pd.DataFrame:
     """Decode, QC and preprocess ``rows`` (manifest rows with ``abspath``) into one shard.
 
-    Returns the per-row verdicts (``row, status, reason, inverted, shard``);
-    a bad image is rejected with its reason, never raised.
+    Returns the per-row verdicts (:data:`VERDICT_COLUMNS`; ``qc`` is the rule
+    that decided, see :class:`boneage.qc.QCResult`); a bad image is rejected
+    with its reason, never raised.
     """
     images, keep, verdicts = [], [], []
     for r in tqdm(rows.itertuples(index=False), total=len(rows), desc=shard_name, unit="img",
                   mininterval=5.0):
-        reason, inverted = None, False
+        reason, inverted, rule = None, False, ""
         try:
             img = decode(r.abspath, max_side=max(2 * size, 512))  # enough for QC and resize
-            verdict = qc.check(img)
-            reason, inverted = verdict.reason, verdict.inverted
+            verdict = qc.check(img, getattr(r, "body_part", None), getattr(r, "modality", None))
+            reason, inverted, rule = verdict.reason, verdict.inverted, verdict.rule
             if reason is None:
                 images.append(prepare(1.0 - img if inverted else img, size))
                 keep.append(r)
         except DecodeError as exc:
-            reason = exc.reason
+            reason, rule = exc.reason, exc.detail
         verdicts.append({"row": r.row, "status": "rejected" if reason else "accepted",
-                         "reason": reason, "inverted": inverted, "shard": shard_name})
+                         "reason": reason, "inverted": inverted, "shard": shard_name,
+                         "qc": rule})
     shard = Shard(
         images=(np.stack(images)[..., None] if images else np.zeros((0, size, size, 1), np.uint8)),
         sex=np.array([1 if r.sex == "M" else 0 for r in keep], np.uint8),
@@ -147,4 +151,4 @@ def build_shard(rows: pd.DataFrame, out: str | os.PathLike[str], size: int,
         ids=[str(r.id) for r in keep],
     )
     write_shard(out, shard)
-    return pd.DataFrame(verdicts, columns=["row", "status", "reason", "inverted", "shard"])
+    return pd.DataFrame(verdicts, columns=VERDICT_COLUMNS)

@@ -10,7 +10,10 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-REAL_HANDS = REPO.parent / "shared" / "data" / "real-hands"
+SHARED_DATA = REPO.parent / "shared" / "data"
+REAL_HANDS = SHARED_DATA / "real-hands"
+REAL_NONHANDS = SHARED_DATA / "real-nonhand"
+REAL_SHEET = SHARED_DATA / "hospital-sheet" / "labels.csv"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -59,13 +62,31 @@ def tiny_model(tmp_path_factory) -> Path:
     return out / "model.keras"
 
 
+def real_films(folder: Path) -> list[Path]:
+    """The real radiographs in a shared/data folder.
+
+    Skipped where the folder is absent, except in CI (``CI`` set), where
+    ../shared is beside the clone: there a missing folder is a failure.
+    """
+    files = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".png", ".jpg"))
+    if not files:
+        message = f"real radiographs not found in {folder}"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must have ../shared beside the clone)")
+        pytest.skip(message)
+    return files
+
+
 @pytest.fixture
 def real_hands() -> list[Path]:
-    """The 10 real radiographs in shared/data/real-hands (skipped where absent)."""
-    files = sorted(REAL_HANDS.glob("*.png"))
-    if not files:
-        pytest.skip(f"real hand radiographs not found in {REAL_HANDS}")
-    return files
+    """The 10 real hand radiographs in shared/data/real-hands."""
+    return real_films(REAL_HANDS)
+
+
+@pytest.fixture
+def real_nonhands() -> list[Path]:
+    """The 6 real chest radiographs in shared/data/real-nonhand (QC must reject them)."""
+    return real_films(REAL_NONHANDS)
 
 
 def write_png(path: Path, array: np.ndarray, mode: str | None = None) -> Path:

@@ -32,3 +32,26 @@ def test_errors_name_the_bad_key(mutate, where):
     with pytest.raises(ConfigError) as info:
         validate(bad)
     assert where in str(info.value)
+
+
+@pytest.mark.parametrize("id_field", ["AccessionNumber", "PatientID"])
+def test_unsalted_enumerable_pseudonyms_stop_at_start(id_field):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["cohorts"]["pacs"] = {"source": "dicom", "folder": "/x", "id_field": id_field}
+    with pytest.raises(ConfigError, match=r"cohorts\.pacs\.salt"):
+        validate(copy.deepcopy(config))
+    config["cohorts"]["pacs"]["salt"] = "a site secret"
+    validate(copy.deepcopy(config))  # with a salt, or with a UID as id, it runs
+    config["cohorts"]["pacs"].update(salt="", id_field="StudyInstanceUID")
+    validate(config)
+
+
+def test_report_config_hides_salts_and_dicom_folders():
+    from boneage.config import public_config
+
+    config = {"cohorts": {"pacs": {"source": "dicom", "folder": "/pacs/DOE_JANE",
+                                   "salt": "s3cr3t-value"},
+                          "rsna": {"source": "rsna", "csv": "/rsna/a.csv", "images": "/rsna"}}}
+    shown = str(public_config(config))
+    assert "s3cr3t" not in shown and "DOE_JANE" not in shown and "/rsna/a.csv" in shown
+    assert config["cohorts"]["pacs"]["salt"] == "s3cr3t-value"  # the run's own config is untouched

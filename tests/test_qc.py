@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from boneage.preprocess import decode
-from boneage.qc import check
+from boneage.qc import MIN_FINGERS, check, header_rule
 from boneage.synth.cohort import render_study, sample_studies
 
 
@@ -16,13 +16,23 @@ def test_real_hands_accepted_with_right_polarity(real_hands):
         upright, flipped = check(img), check(1.0 - img)
         assert upright.is_hand and not upright.inverted, path.name
         assert flipped.is_hand and flipped.inverted, path.name
+        assert upright.fingers >= MIN_FINGERS and upright.rule.startswith("fingers"), path.name
+
+
+def test_real_chest_films_are_not_hands(real_nonhands):
+    """Real chest radiographs, as stored and inverted: `no_hand`, with the rule that decided."""
+    for path in real_nonhands:
+        img = decode(path)
+        for verdict in (check(img), check(1.0 - img)):
+            assert verdict.reason == "no_hand", (path.name, verdict)
+            assert verdict.fingers < MIN_FINGERS and verdict.rule, path.name
 
 
 def test_synthetic_hands_and_nonhands():
     studies = sample_studies(120, seed=11, nonhand_share=0.3, inverted_share=0.2)
     for s in studies:
         verdict = check(render_study(s, 11).astype(np.float32) / 255.0)
-        assert verdict.is_hand == (s.kind == "hand"), (s.id, s.kind)
+        assert verdict.is_hand == (s.kind == "hand"), (s.id, s.kind, verdict.rule)
         if s.kind == "hand":
             assert verdict.inverted == s.inverted, s.id
         else:
@@ -32,7 +42,8 @@ def test_synthetic_hands_and_nonhands():
 @pytest.mark.parametrize("level", [0.0, 0.5, 1.0])
 def test_flat_frames_are_not_hands(level):
     img = np.full((200, 160), level, np.float32)
-    assert check(img).reason == "no_hand"
+    verdict = check(img)
+    assert verdict.reason == "no_hand" and verdict.rule.startswith("contrast")
 
 
 @pytest.mark.parametrize("shape", [(120, 100), (300, 250), (1200, 1000)])
@@ -43,3 +54,38 @@ def test_noise_is_not_a_hand(shape):
 
 def test_tiny_films_are_rejected():
     assert check(np.zeros((80, 300), np.float32)).reason == "too_small"
+
+
+@pytest.mark.parametrize("body_part,modality,rejects", [
+    ("CHEST", "DX", "BodyPartExamined CHEST"),
+    ("knee", "CR", "BodyPartExamined KNEE"),
+    ("", "MR", "Modality MR is not a radiograph"),
+    ("WHOLE BODY", "NM", "Modality NM is not a radiograph"),
+    ("HAND", "DX", None),
+    ("", "", None),
+    ("SOMETHING ELSE", "CR", None),  # unknown: the pixels decide
+    (float("nan"), float("nan"), None),  # empty TSV cells
+])
+def test_dicom_header_rules(body_part, modality, rejects):
+    assert header_rule(body_part, modality) == rejects
+
+
+def test_header_overrides_pixels(real_hands):
+    img = decode(real_hands[0])
+    verdict = check(img, body_part="CHEST")
+    assert verdict.reason == "no_hand" and verdict.rule == "BodyPartExamined CHEST"
+    assert check(img, body_part="HAND", modality="CR").is_hand
+
+
+def test_dicom_images_of_other_modalities_are_rejected():
+    """pydicom's sample CT, MR, ultrasound and bone-scan images, judged as in a PACS export."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    names = ["CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "examples_overlay.dcm",
+             "examples_palette.dcm", "693_J2KI.dcm"]
+    for name in names:
+        path = get_testdata_file(name)
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        verdict = check(decode(path), ds.get("BodyPartExamined"), ds.get("Modality"))
+        assert verdict.reason in ("no_hand", "too_small"), (name, verdict)

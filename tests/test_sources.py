@@ -176,3 +176,33 @@ def test_age_from_patient_age_units():
         PatientAge = "030W"
 
     assert age_months(DS()) == pytest.approx(30 / (30.4375 / 7), abs=0.01)
+
+
+@pytest.mark.parametrize("syntax", [None, "RLELossless"])
+def test_truncated_dicom_is_named_even_when_its_id_repeats(tmp_path, syntax):
+    """A file cut short by a failed transfer: `truncated`, not a `duplicate_id` of the good one."""
+    import pydicom.uid
+
+    root = tmp_path / "pacs"
+    root.mkdir()
+    uid = pydicom.uid.generate_uid()
+    write_dicom(root / "a.dcm", _hand(2).astype(np.uint16) * 16, StudyInstanceUID=uid,
+                syntax=getattr(pydicom.uid, syntax) if syntax else None)
+    good = (root / "a.dcm").read_bytes()
+    (root / "b.dcm").write_bytes(good[: len(good) - 200])
+    checked, _, _ = build_manifest({"source": "dicom", "folder": str(root), "salt": "s"}, 10)
+    assert checked.set_index("path")["reason"].to_dict() == {"a.dcm": None, "b.dcm": "truncated"}
+    with pytest.raises(DecodeError) as info:
+        decode(root / "b.dcm")
+    assert info.value.reason == "truncated"
+
+
+def test_dicom_rows_keep_body_part_and_modality(tmp_path):
+    root = tmp_path / "pacs"
+    root.mkdir()
+    write_dicom(root / "hand.dcm", _hand(3).astype(np.uint16) * 16, BodyPartExamined="HAND")
+    write_dicom(root / "mr.dcm", _hand(3).astype(np.uint16) * 16, Modality="MR")
+    rows, _ = read_source({"source": "dicom", "folder": str(root), "salt": "s"})
+    got = rows.set_index("path")[["body_part", "modality"]].to_dict("index")
+    assert got == {"hand.dcm": {"body_part": "HAND", "modality": "DX"},
+                   "mr.dcm": {"body_part": "", "modality": "MR"}}

@@ -14,7 +14,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from boneage import __version__
-from boneage.atomic import write_text
+from boneage.atomic import load_json, write_text
+from boneage.config import public_config
 from boneage.manifest import REASONS, summarise
 from boneage.metrics import WITHIN_MONTHS
 from boneage.report import plots
@@ -128,13 +129,12 @@ def build_report(results: str | os.PathLike[str], benchmarks: str | os.PathLike[
                  config_json: str, out: str | os.PathLike[str], run_info: str = "{}") -> None:
     """Render the report from the output folders.
 
-    ``config_json`` is the run's config (JSON text or a file); ``run_info``
+    ``config_json`` is the run's resolved config (a JSON file); ``run_info``
     (JSON) says what memory each step asked for; where it ran is found here.
     """
     run = collect(results, benchmarks)
     results = Path(results)
-    text = config_json if config_json.strip().startswith("{") else Path(config_json).read_text()
-    config = json.loads(text)
+    config = load_json(config_json)
     info = {**where_planned(config.get("cluster", {})), **json.loads(run_info)}
     qc, review = {}, {}
     for cohort, manifest in run.manifests.items():
@@ -168,5 +168,6 @@ def build_report(results: str | os.PathLike[str], benchmarks: str | os.PathLike[
         curves=plots.training_curves(run.histories) if run.histories else None,
         within=WITHIN_MONTHS, label_statuses=LABEL_STATUSES,
         steps=steps, versions=versions(), commit=git_commit(),
-        config=json.dumps(config, indent=2), host=platform.node(), info=info, memory=memory)
+        config=json.dumps(public_config(config), indent=2), host=platform.node(), info=info,
+        memory=memory)
     write_text(out, html)

@@ -131,6 +131,8 @@ def qc_gallery(results: Path, cohort: str, per_reason: int = QC_THUMBS_PER_REASO
                     note = exc.reason
             else:
                 note = "no file"
-            items.append({"id": r.id, "thumb": thumb, "note": note})
+            rule = getattr(r, "qc", "")
+            items.append({"id": r.id, "thumb": thumb, "note": note,
+                          "rule": rule if isinstance(rule, str) else ""})
         gallery[str(reason)] = items
     return gallery

@@ -17,6 +17,8 @@ decides what is accepted):
 ``patient``       patient identifier (defaults to ``id``)
 ``true_boneage``  reference bone age in months where a truth file has one
 ``chrono_age``    chronological age in months where the source has one
+``body_part``     DICOM BodyPartExamined (not identifying), else empty
+``modality``      DICOM Modality (CR, DX, MR, ...), else empty
 ================  ========================================================
 """
 
@@ -30,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = ["row", "id", "path", "sex", "boneage", "label_raw", "label_status", "patient",
-           "true_boneage", "chrono_age"]
+           "true_boneage", "chrono_age", "body_part", "modality"]
 TRUE_WORDS = {"true", "1", "m", "male", "yes", "boy", "man"}
 FALSE_WORDS = {"false", "0", "f", "female", "no", "girl", "woman"}
 IMAGE_SUFFIXES = (".png", ".dcm", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -67,7 +69,7 @@ def finish(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
     out["row"] = np.arange(1, len(out) + 1)
     defaults = {"patient": out["id"], "true_boneage": np.nan, "chrono_age": np.nan,
-                "label_status": "exact", "label_raw": ""}
+                "label_status": "exact", "label_raw": "", "body_part": "", "modality": ""}
     for col, default in defaults.items():
         if col not in out:
             out[col] = default

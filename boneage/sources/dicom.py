@@ -9,8 +9,9 @@ Config::
     salt: "site-secret"            # keeps pseudonyms stable and unguessable
     labels: {table: ba.xlsx, columns: {id: Accession, boneage: BA}, label_unit: years}
 
-Only the configured id (or its pseudonym), sex, and the age derived from
-PatientAge or the birth and study dates are kept. PatientName,
+Only the configured id (or its pseudonym), sex, the age derived from
+PatientAge or the birth and study dates, BodyPartExamined and Modality (for
+quality control) are kept. PatientName,
 PatientBirthDate, AccessionNumber and PatientID never leave this module
 unless one of them is the configured id.
 """
@@ -31,6 +32,8 @@ from boneage.labels import parse_label
 from boneage.sources import finish, parse_sex
 from boneage.sources.spreadsheet import UNITS, read_table
 
+#: Ends every encapsulated (compressed) pixel data element: the sequence delimiter.
+_SEQUENCE_END = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
 _AGE = re.compile(r"^(\d{1,3})([DWMY])$")
 _PER_MONTH = {"D": 30.4375, "W": 30.4375 / 7, "M": 1.0, "Y": 1 / 12}
 
@@ -43,6 +46,33 @@ def is_dicom(path: str | os.PathLike[str]) -> bool:
             return fh.read(4) == b"DICM"
     except OSError:
         return False
+
+
+def read_header(path: str | os.PathLike[str]):
+    """The header of a DICOM file (no pixels) and whether its pixel data is cut short.
+
+    Uncompressed pixel data must be as long as rows x columns x samples x
+    bytes per sample x frames; compressed pixel data must end with its
+    sequence delimiter. A file cut off by a failed transfer fails either test.
+    """
+    import pydicom
+
+    with open(path, "rb") as fh:
+        ds = pydicom.dcmread(fh, stop_before_pixels=True)
+        start = fh.tell()  # pydicom stops at the start of the pixel data element
+        size = os.fstat(fh.fileno()).st_size
+        if "Rows" not in ds:
+            return ds, False
+        syntax = ds.file_meta.get("TransferSyntaxUID")
+        if syntax is not None and syntax.is_compressed:
+            fh.seek(max(size - len(_SEQUENCE_END), 0))
+            return ds, fh.read() != _SEQUENCE_END
+    bits = int(ds.get("BitsAllocated", 8) or 8)
+    values = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
+              * int(ds.get("NumberOfFrames", 1) or 1))
+    expected = -(-values * bits // 8)
+    element_header = 8 if syntax is not None and syntax.is_implicit_VR else 12
+    return ds, size < start + element_header + expected
 
 
 def age_months(ds) -> float:
@@ -65,8 +95,6 @@ def pseudonym(value: str, salt: str) -> str:
 
 def read_dicom_folder(spec: dict[str, Any]) -> pd.DataFrame:
     """One source row per DICOM file under ``spec["folder"]`` (headers only, no pixels)."""
-    import pydicom
-
     root = Path(spec["folder"])
     id_field = spec.get("id_field", "StudyInstanceUID")
     salt = str(spec.get("salt", ""))
@@ -81,18 +109,24 @@ def read_dicom_folder(spec: dict[str, Any]) -> pd.DataFrame:
             record.update(id=pseudonym(rel, salt), key=None, error="unreadable_image")
         else:
             try:
-                ds = pydicom.dcmread(path, stop_before_pixels=True)
+                ds, truncated = read_header(path)
                 key = str(getattr(ds, id_field, "") or "")
                 record.update(key=key or None, sex=parse_sex(getattr(ds, "PatientSex", "")),
                               chrono_age=age_months(ds),
+                              body_part=str(ds.get("BodyPartExamined", "") or ""),
+                              modality=str(ds.get("Modality", "") or ""),
                               id=(pseudonym(key, salt) if hide else key) if key else
                               pseudonym(rel, salt))
-                if not key:
+                if truncated:
+                    record["error"] = "truncated"  # before duplicate_id: the file is broken
+                elif not key:
                     record["error"] = "missing_id"
             except Exception:  # noqa: BLE001 - any header pydicom cannot parse
                 record.update(id=pseudonym(rel, salt), key=None, error="unreadable_image")
         records.append(record)
-    frame = pd.DataFrame(records, columns=["path", "error", "id", "key", "sex", "chrono_age"])
+    frame = pd.DataFrame(records, columns=["path", "error", "id", "key", "sex", "chrono_age",
+                                           "body_part", "modality"]).fillna(
+        {"body_part": "", "modality": ""})
     frame["label_status"] = "unlabelled"
     frame["boneage"] = np.nan
     frame["label_raw"] = ""
@@ -116,6 +150,19 @@ def _join_labels(frame: pd.DataFrame, labels: dict[str, Any]) -> None:
     frame["label_status"] = [p.status for p in parsed]
 
 
+def _broken(path: str | os.PathLike[str], exc: Exception):
+    """The DecodeError for a DICOM file pydicom failed on: ``truncated`` or ``unreadable_image``."""
+    from boneage.preprocess import DecodeError
+
+    try:
+        cut_short = read_header(path)[1]
+    except Exception:  # noqa: BLE001 - not even the header reads
+        cut_short = False
+    if cut_short:
+        return DecodeError("truncated", "pixel data cut short")
+    return DecodeError("unreadable_image", f"{type(exc).__name__}: {exc}")
+
+
 def decode_dicom(path: str | os.PathLike[str], max_pixels: int) -> np.ndarray:
     """Pixels of a DICOM file as float32 grey in [0, 1], white bone on black.
 
@@ -133,7 +180,7 @@ def decode_dicom(path: str | os.PathLike[str], max_pixels: int) -> np.ndarray:
         ds = pydicom.dcmread(path)
         rows, cols = int(ds.Rows), int(ds.Columns)
     except Exception as exc:  # noqa: BLE001
-        raise DecodeError("unreadable_image", f"{type(exc).__name__}") from exc
+        raise _broken(path, exc) from exc
     if rows * cols > max_pixels:
         raise DecodeError("decompression_bomb", f"{cols}x{rows} pixels")
     syntax = ds.file_meta.get("TransferSyntaxUID", "unknown")
@@ -143,7 +190,7 @@ def decode_dicom(path: str | os.PathLike[str], max_pixels: int) -> np.ndarray:
         name = getattr(syntax, "name", str(syntax))
         raise DecodeError("unsupported_compression", f"no decoder for {name}") from exc
     except Exception as exc:  # noqa: BLE001 - truncated or corrupt pixel data
-        raise DecodeError("unreadable_image", f"{type(exc).__name__}: {exc}") from exc
+        raise _broken(path, exc) from exc
     if arr.ndim == 3 and int(getattr(ds, "SamplesPerPixel", 1)) == 1:
         arr = arr[0]  # multi-frame: first frame
     if arr.ndim == 3:

@@ -3,6 +3,7 @@ import json
 import os
 
 from boneage.config import validate as validate_config
+from boneage.atomic import file_stamp, looks_like_wildcard
 from boneage.resources import (
     Node,
     estimate_mem_mb,
@@ -70,9 +71,9 @@ def cohort_spec(cohort):
     return spec
 
 
-def get_source_files(wildcards):
-    """Files (and folders) the manifest of a cohort depends on."""
-    spec = cohort_spec(wildcards.cohort)
+def source_files(cohort):
+    """Files (and folders) the manifest of a cohort reads."""
+    spec = cohort_spec(cohort)
     keys = ("csv", "truth", "ground_truth", "table", "corrections", "folder")
     files = {k: spec[k] for k in keys if spec.get(k)}
     if spec.get("labels"):
@@ -82,9 +83,27 @@ def get_source_files(wildcards):
     return files
 
 
-def get_cohort_json(wildcards):
-    """The cohort's config entry (source paths resolved) for `boneage manifest --spec`."""
-    return json.dumps(cohort_spec(wildcards.cohort), sort_keys=True)
+def get_source_files(wildcards):
+    """Inputs of a cohort's manifest: its source files, except paths Snakemake would
+    read as wildcards (`/data/{site}/labels.csv`); those are tracked by `get_config_part`."""
+    return {
+        k: p for k, p in source_files(wildcards.cohort).items() if not looks_like_wildcard(p)
+    }
+
+
+def get_config_part(wildcards):
+    """The resolved config of `results/config/{part}.json`: run, cohorts/<c> or experiments/<e>."""
+    section, _, name = wildcards.part.partition("/")
+    if section == "cohorts":
+        # A source path with braces cannot be a Snakemake input: its size and mtime
+        # go into the cohort's config file instead, so editing it still reruns ingest.
+        stamps = {
+            p: file_stamp(p) for p in source_files(name).values() if looks_like_wildcard(p)
+        }
+        return {**cohort_spec(name), **({"source_stamps": stamps} if stamps else {})}
+    if section == "experiments":
+        return experiment_settings(name)
+    return config
 
 
 _PLANS = {}
@@ -155,12 +174,12 @@ def get_shard_predictions(wildcards):
     )
 
 
-def get_experiment_json(wildcards):
+def experiment_settings(experiment):
     """The experiment's settings, with the global input size, for `boneage train`."""
-    exp = dict(config["experiments"][wildcards.experiment])
+    exp = dict(config["experiments"][experiment])
     exp.setdefault("image_size", config["image_size"])
     exp["train_censored"] = config["labels"]["train_censored"]
-    return json.dumps(exp, sort_keys=True)
+    return exp
 
 
 def get_train_ranks(wildcards=None):
@@ -240,7 +259,7 @@ def get_group_mem_mb(wildcards, input, attempt):
 
 def get_train_mem_mb(wildcards, input, attempt):
     """Memory of a train job: its ranks x the model-based estimate (profile.json)."""
-    exp = json.loads(get_experiment_json(wildcards))
+    exp = experiment_settings(wildcards.experiment)
     examples = 0
     for index in input.index:
         if os.path.exists(index):
@@ -270,7 +289,7 @@ def get_predict_inputs(wildcards):
     return inputs
 
 
-def get_run_info():
+def get_run_info(wildcards):
     """The coarse memory figure of each step (the report adds where it ran and the node).
 
     A param, so nothing here may differ between a dry run and the real run.

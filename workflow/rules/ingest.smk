@@ -4,18 +4,18 @@
 checkpoint manifest:
     input:
         unpack(get_source_files),
+        spec="results/config/cohorts/{cohort}.json",
     output:
         rows="results/cohorts/{cohort}/rows.tsv",
         plan="results/cohorts/{cohort}/plan.json",
     params:
-        spec=get_cohort_json,
         shard_size=config["shards"]["size"],
     log:
         "logs/manifest/{cohort}.log",
     benchmark:
         "benchmarks/manifest/{cohort}.tsv"
     shell:
-        "boneage manifest --spec {params.spec:q} --shard-size {params.shard_size}"
+        "boneage manifest --spec {input.spec} --shard-size {params.shard_size}"
         " --rows {output.rows} --plan {output.plan} > {log} 2>&1"
 
 

@@ -23,6 +23,7 @@ rule saliency:
 
 rule report:
     input:
+        config="results/config/run.json",
         metrics=expand(
             "results/metrics/{experiment}/{cohort}.json",
             experiment=SCORED,
@@ -41,12 +42,11 @@ rule report:
             category="Report",
         ),
     params:
-        config=json.dumps(config, sort_keys=True),
-        run=get_run_info(),
+        run=get_run_info,
     log:
         "logs/report/report.log",
     benchmark:
         "benchmarks/report/report.tsv"
     shell:
         "boneage report --results results --benchmarks benchmarks"
-        " --config {params.config:q} --run-info {params.run:q} --out {output} > {log} 2>&1"
+        " --config {input.config} --run-info {params.run:q} --out {output} > {log} 2>&1"

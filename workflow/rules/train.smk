@@ -2,10 +2,10 @@
 
 
 rule profile_model:
+    input:
+        experiment="results/config/experiments/{experiment}.json",
     output:
         "results/models/{experiment}/profile.json",
-    params:
-        experiment=get_experiment_json,
     resources:
         mem_mb=get_mem_mb("profile"),
     log:
@@ -13,11 +13,12 @@ rule profile_model:
     benchmark:
         "benchmarks/profile/{experiment}.tsv"
     shell:
-        "boneage profile --experiment {params.experiment:q} --out {output} > {log} 2>&1"
+        "boneage profile --experiment {input.experiment} --out {output} > {log} 2>&1"
 
 
 rule train_model:
     input:
+        experiment="results/config/experiments/{experiment}.json",
         profile="results/models/{experiment}/profile.json",
         index=expand("results/cohorts/{cohort}/index.json", cohort=config["train_cohorts"]),
         split=expand("results/cohorts/{cohort}/split.tsv", cohort=config["train_cohorts"]),
@@ -30,7 +31,6 @@ rule train_model:
         ),
         summary="results/models/{experiment}/train.json",
     params:
-        experiment=get_experiment_json,
         cpu_ranks=config["distributed"]["cpu_ranks"],
         controller=config["distributed"]["controller"],
     # The job's ranks share the node's cores (intra-op threads split per rank);
@@ -47,7 +47,7 @@ rule train_model:
     shell:
         "boneage launch --ranks {resources.tasks} --cpu-ranks {params.cpu_ranks}"
         " --controller {params.controller} --"
-        " boneage train --name {wildcards.experiment} --experiment {params.experiment:q}"
+        " boneage train --name {wildcards.experiment} --experiment {input.experiment}"
         " --index {input.index} --split {input.split}"
         " --out-dir results/models/{wildcards.experiment} --threads {threads} > {log} 2>&1"
 
