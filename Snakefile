@@ -24,6 +24,19 @@ wildcard_constraints:
     group=r"g\d{4}",
 
 
+# Tiny bookkeeping steps (seconds, no TensorFlow) run in the main Snakemake, not
+# through the cluster: on Slurm each would otherwise wait for sbatch and a poll.
+localrules:
+    all,
+    train,
+    resolved_config,
+    index,
+    split,
+    aggregate,
+    ensemble,
+    report,
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/config.smk"
 include: "workflow/rules/synth.smk"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -60,7 +61,7 @@ def time_ingest(paths: list[Path], out: Path, size: int) -> float:
     return rate
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=60)
     ap.add_argument("--height", type=int, default=1800)
@@ -79,7 +80,8 @@ def main() -> None:
     print(f"decode only : {decode:7.1f} images/s")
     print(f"ingest      : {ingest:7.1f} images/s  (decode + QC + pad/resize + shard write)")
     print(f"ratio       : {ingest / decode:7.2f}  (target >= 0.70)")
+    return 0 if ingest / decode >= 0.7 else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

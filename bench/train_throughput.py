@@ -117,7 +117,7 @@ def run(args: list[str], ranks: int = 1) -> dict:
     return json.loads(next(line[line.index("{"):] for line in out.splitlines() if '"mode"' in line))
 
 
-def main() -> None:
+def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--worker", choices=["shards", "memory", "png"])
     ap.add_argument("--folder", type=Path)
@@ -130,7 +130,7 @@ def main() -> None:
     a = ap.parse_args()
     if a.worker:
         worker(a.worker, a.folder, a.size, a.batch, a.steps, a.threads)
-        return
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         make_data(folder, a.n, a.size, a.height)
@@ -148,7 +148,12 @@ def main() -> None:
     print(f"feeding  shards: {s:7.1f}  in-memory: {m:7.1f}  PNG decode each epoch: {p:7.1f} img/s")
     print(f"shards / in-memory: {s / m:.2f}  (target >= 0.9)")
     print(f"shards / PNG loader: {s / p:.1f}x  (target >= 10x)")
+    missed = [name for name, ok in (("scaling", r2 / (2 * r1) >= 0.9), ("in-memory", s / m >= 0.9),
+                                    ("PNG loader", s / p >= 10)) if not ok]
+    if missed:
+        print(f"MISSED: {', '.join(missed)}")
+    return 1 if missed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

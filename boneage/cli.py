@@ -90,7 +90,8 @@ def cmd_launch(a: argparse.Namespace) -> None:
     command = a.command[1:] if a.command[:1] == ["--"] else a.command
     if not command:
         sys.exit("boneage launch: give the command after --")
-    sys.exit(launch(command, a.ranks, a.cpu_ranks, a.controller, mpi=a.mpi))
+    sys.exit(launch(command, a.ranks, a.cpu_ranks, a.controller, mpi=a.mpi,
+                    launcher=a.launcher))
 
 
 def cmd_predict(a: argparse.Namespace) -> None:
@@ -101,7 +102,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
 
 
 def cmd_predict_group(a: argparse.Namespace) -> None:
-    from boneage.dispatch import run_group
+    from boneage.dispatch import SoloComm, run_group
     from boneage.distribute import set_threads
     from boneage.models import load_model
     from boneage.predict import predict_shard
@@ -112,7 +113,8 @@ def cmd_predict_group(a: argparse.Namespace) -> None:
     def predict(shard: str) -> pd.DataFrame:
         return predict_shard(model, shard, batch_size=a.batch_size, tta=a.tta)
 
-    table = run_group(a.shards, predict, log=lambda m: print(m, flush=True))
+    comm = SoloComm() if a.ranks == 1 else None  # one rank: no MPI needed
+    table = run_group(a.shards, predict, comm=comm, log=lambda m: print(m, flush=True))
     if table is not None:
         write_tsv(a.out, table)
         print(f"{len(a.shards)} shards, {len(table)} images -> {a.out}")
@@ -180,7 +182,7 @@ def cmd_saliency(a: argparse.Namespace) -> None:
 def cmd_report(a: argparse.Namespace) -> None:
     from boneage.report.build import build_report
 
-    build_report(a.results, a.benchmarks, a.config, a.out, a.run_info)
+    build_report(a.results, a.benchmarks, a.config, a.out, a.run_info, a.executor)
     print(f"wrote {a.out}")
 
 
@@ -278,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--controller", choices=["gloo", "mpi"], default="gloo")
     s.add_argument("--mpi", action="store_true",
                    help="plain MPI ranks (mpirun, or srun under Slurm), not Horovod training")
+    s.add_argument("--launcher", default="srun",
+                   help="how a Slurm job starts ranks: srun (default), mpiexec, mpirun")
     s.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ...")
 
     s = add("predict", cmd_predict, "predict bone age for one shard")
@@ -293,6 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True)
     s.add_argument("--shards", nargs="+", required=True)
     s.add_argument("--out", required=True)
+    s.add_argument("--ranks", type=int, default=0, help="ranks launched (1: no MPI)")
     s.add_argument("--threads", type=int)
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--tta", action="store_true")
@@ -342,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--benchmarks", default="benchmarks")
     s.add_argument("--config", required=True, help="the run's resolved config: a JSON file")
     s.add_argument("--run-info", default="{}", help="JSON: mem_mb asked for by each step")
+    s.add_argument("--executor", default="", help="Snakemake's executor (slurm, local, ...)")
     s.add_argument("--out", required=True)
 
     s = add("summary", cmd_summary, "print held-out accuracy against the baseline")

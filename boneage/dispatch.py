@@ -55,6 +55,20 @@ def _serve(comm, queue: _Queue, workers: int) -> None:
         stopped += index is None
 
 
+class SoloComm:
+    """A one-rank stand-in for an MPI communicator: a job of one rank needs no MPI at all
+    (a one-process node plan; mpi4py's singleton start inside a Slurm job is avoided)."""
+
+    def Get_rank(self) -> int:  # noqa: N802 - mpi4py's names
+        return 0
+
+    def Get_size(self) -> int:  # noqa: N802
+        return 1
+
+    def gather(self, obj, root: int = 0) -> list:
+        return [obj]
+
+
 def run_group(shards: Sequence[str], predict: Callable[[str], pd.DataFrame], comm=None,
               log: Callable[[str], None] = print) -> pd.DataFrame | None:
     """Predict ``shards`` over the ranks of ``comm``; rank 0 returns the tables in order."""

@@ -2,8 +2,9 @@
 
 * 1 rank: the command itself;
 * inside a SLURM job (the Slurm executor's MPI jobs keep SLURM_JOB_ID but
-  not SLURM_NTASKS) or an allocation with enough tasks: ``srun --mpi=pmix -n N``
-  (``BONEAGE_SRUN_MPI`` picks another PMI plugin);
+  not SLURM_NTASKS) or an allocation with enough tasks: the job's ``mpi``
+  launcher, ``srun --mpi=pmix -n N`` by default (``BONEAGE_SRUN_MPI`` picks
+  another PMI plugin) or the site's ``mpiexec -n N`` / ``mpirun -n N``;
 * otherwise on this node: ``horovodrun -np N -H localhost:N --gloo|--mpi`` for
   Horovod training, ``mpirun -n N`` for plain MPI (grouped prediction).
 
@@ -47,10 +48,11 @@ def gpu_memory_mb() -> float | None:
 
 def launch_command(command: list[str], ranks: int, cpu_ranks: int, controller: str = "gloo",
                    gpus: int | None = None, env: dict[str, str] | None = None,
-                   mpi: bool = False) -> list[str]:
+                   mpi: bool = False, launcher: str = "srun") -> list[str]:
     """The command line that starts ``command`` as the right number of ranks.
 
     ``mpi``: plain MPI ranks (mpi4py), not capped by GPUs or ``cpu_ranks``.
+    ``launcher``: how a Slurm job starts ranks (the rule's ``mpi`` resource).
     """
     env = os.environ if env is None else env
     if not mpi:
@@ -63,8 +65,11 @@ def launch_command(command: list[str], ranks: int, cpu_ranks: int, controller: s
     if ranks == 1:
         return command
     if "SLURM_JOB_ID" in env and int(env.get("SLURM_NTASKS", ranks)) >= ranks:
-        return ["srun", f"--mpi={env.get('BONEAGE_SRUN_MPI', 'pmix')}", "-n", str(ranks),
-                *command]
+        launcher = launcher or "srun"
+        if launcher == "srun":
+            return ["srun", f"--mpi={env.get('BONEAGE_SRUN_MPI', 'pmix')}", "-n", str(ranks),
+                    *command]
+        return [*launcher.split(), "-n", str(ranks), *command]
     if mpi:
         root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
         return ["mpirun", *root, "--oversubscribe", "-n", str(ranks), *command]
@@ -73,9 +78,9 @@ def launch_command(command: list[str], ranks: int, cpu_ranks: int, controller: s
 
 
 def launch(command: list[str], ranks: int, cpu_ranks: int, controller: str = "gloo",
-           mpi: bool = False) -> int:
+           mpi: bool = False, launcher: str = "srun") -> int:
     """Run ``command`` as ranks (see :func:`launch_command`); return its exit status."""
-    line = launch_command(command, ranks, cpu_ranks, controller, mpi=mpi)
+    line = launch_command(command, ranks, cpu_ranks, controller, mpi=mpi, launcher=launcher)
     print("launch:", " ".join(line), flush=True)
     return subprocess.call(line)
 

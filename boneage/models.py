@@ -119,10 +119,13 @@ def _tower(image, sex, backbone: str, weights: str | None, loss: str, target_mea
         x = layers.Dense(n, activation="relu", name=f"{prefix}head_dense{i}")(x)
     x = layers.Dropout(dropout, name=f"{prefix}head_dropout")(x)
     if loss == "classification":
-        logits = layers.Dense(len(BIN_CENTRES), name=f"{prefix}logits")(x)
-        return {"months": ExpectedAge(name=f"{prefix}expected")(logits), "logits": logits}
-    x = layers.Dense(1, name=f"{prefix}head_out")(x)
-    return {"months": OutputScale(target_mean, target_sd, name=f"{prefix}months")(x)}
+        # Outputs in float32 under a mixed policy: softmax and the age scale need the range.
+        logits = layers.Dense(len(BIN_CENTRES), dtype="float32", name=f"{prefix}logits")(x)
+        return {"months": ExpectedAge(dtype="float32", name=f"{prefix}expected")(logits),
+                "logits": logits}
+    x = layers.Dense(1, dtype="float32", name=f"{prefix}head_out")(x)
+    return {"months": OutputScale(target_mean, target_sd, dtype="float32",
+                                  name=f"{prefix}months")(x)}
 
 
 def build_model(backbone: str, image_size: int, target_mean: float = 127.0,

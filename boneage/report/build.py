@@ -92,15 +92,17 @@ def experiment_table(run: RunResults) -> list[dict[str, Any]]:
     return rows
 
 
-def where_planned(cluster: dict) -> dict:
-    """The executor this report job runs under, and the node the workflow planned jobs for.
+def where_planned(cluster: dict, executor: str = "") -> dict:
+    """The executor the workflow ran under, and the node it planned jobs for.
 
-    The same rule as the workflow's: inside a Slurm job, the node from config
-    ``cluster`` and sinfo; otherwise this machine (boneage.resources.Node).
+    ``executor`` is Snakemake's (the report is a local job in the main
+    Snakemake; without it, a Slurm job's environment says Slurm). The same
+    rule as the workflow's: on Slurm, the node from config ``cluster`` and
+    sinfo; otherwise this machine (boneage.resources.Node).
     """
     from boneage.resources import Node
 
-    slurm = "SLURM_JOB_ID" in os.environ
+    slurm = executor == "slurm" if executor else "SLURM_JOB_ID" in os.environ
     node = Node.from_config(cluster, slurm=slurm)
     return {"executor": "slurm" if slurm else "local",
             "node": {"mem_mb": node.mem_mb, "cores": node.cores, "reserve_mb": node.reserve_mb,
@@ -126,7 +128,8 @@ def memory_plans(calibration: dict[str, dict], node: dict | None) -> list[dict]:
 
 
 def build_report(results: str | os.PathLike[str], benchmarks: str | os.PathLike[str],
-                 config_json: str, out: str | os.PathLike[str], run_info: str = "{}") -> None:
+                 config_json: str, out: str | os.PathLike[str], run_info: str = "{}",
+                 executor: str = "") -> None:
     """Render the report from the output folders.
 
     ``config_json`` is the run's resolved config (a JSON file); ``run_info``
@@ -135,7 +138,7 @@ def build_report(results: str | os.PathLike[str], benchmarks: str | os.PathLike[
     run = collect(results, benchmarks)
     results = Path(results)
     config = load_json(config_json)
-    info = {**where_planned(config.get("cluster", {})), **json.loads(run_info)}
+    info = {**where_planned(config.get("cluster", {}), executor), **json.loads(run_info)}
     qc, review = {}, {}
     for cohort, manifest in run.manifests.items():
         s = summarise(manifest)

@@ -45,6 +45,11 @@ def node():
     return _NODES[name]
 
 
+def get_executor(wildcards):
+    """Snakemake's executor, for the report (a local job even on Slurm)."""
+    return executor_name()
+
+
 def get_node_cores(wildcards):
     """Threads of a job that uses a whole node (locally capped at --cores)."""
     return node().cores
@@ -245,6 +250,17 @@ def get_predict_threads(wildcards, input):
 def get_group_tasks(wildcards, input):
     """MPI ranks of a grouped predict job: the processes that fit one node."""
     return _predict_plan(input).processes
+
+
+def get_group_mpi(wildcards, input):
+    """The launcher of a grouped predict job's ranks; none for a one-process plan, which
+    the Slurm plugin would refuse as an MPI job of one task."""
+    return config["cluster"]["mpi"] if _predict_plan(input).processes > 1 else ""
+
+
+def get_train_mpi(wildcards):
+    """The launcher of a train job's ranks on Slurm; none for a single rank."""
+    return config["cluster"]["mpi"] if get_train_ranks() > 1 else ""
 
 
 def get_group_threads(wildcards, input):

@@ -4,10 +4,6 @@
 # so editing one experiment does not re-ingest the cohorts.
 
 
-localrules:
-    resolved_config,
-
-
 rule resolved_config:
     wildcard_constraints:
         part=r"run|(cohorts|experiments)/[A-Za-z0-9_-]+",

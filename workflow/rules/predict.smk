@@ -59,13 +59,15 @@ rule predict_group:
         mem_mb=get_group_mem_mb,
         tasks=get_group_tasks,
         cpus_per_task=get_predict_threads,
+        mpi=get_group_mpi,
     log:
         "logs/predict/{experiment}/{cohort}/groups/{group}.log",
     benchmark:
         "benchmarks/predict/{experiment}/{cohort}/groups/{group}.tsv"
     shell:
-        "boneage launch --mpi --ranks {resources.tasks} --"
-        " boneage predict-group --model {input.model} --shards {input.shards} --out {output}"
+        "boneage launch --mpi --ranks {resources.tasks} --launcher {resources.mpi:q} --"
+        " boneage predict-group --ranks {resources.tasks} --model {input.model}"
+        " --shards {input.shards} --out {output}"
         " --threads {resources.cpus_per_task} {params.args} > {log} 2>&1"
 
 

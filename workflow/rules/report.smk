@@ -43,10 +43,15 @@ rule report:
         ),
     params:
         run=get_run_info,
+    # Where the workflow ran: a resource, evaluated when the job is planned (a param
+    # would differ between a dry run and the run, and rerun the report).
+    resources:
+        executor=get_executor,
     log:
         "logs/report/report.log",
     benchmark:
         "benchmarks/report/report.tsv"
     shell:
         "boneage report --results results --benchmarks benchmarks"
-        " --config {input.config} --run-info {params.run:q} --out {output} > {log} 2>&1"
+        " --config {input.config} --run-info {params.run:q} --executor {resources.executor}"
+        " --out {output} > {log} 2>&1"

@@ -40,12 +40,14 @@ rule train_model:
         mem_mb=get_train_mem_mb,
         tasks=get_train_ranks,
         cpus_per_task=get_train_cpus_per_task,
+        mpi=get_train_mpi,
     log:
         "logs/train/{experiment}.log",
     benchmark:
         "benchmarks/train/{experiment}.tsv"
     shell:
         "boneage launch --ranks {resources.tasks} --cpu-ranks {params.cpu_ranks}"
+        " --launcher {resources.mpi:q}"
         " --controller {params.controller} --"
         " boneage train --name {wildcards.experiment} --experiment {input.experiment}"
         " --index {input.index} --split {input.split}"
