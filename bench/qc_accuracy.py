@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from boneage.preprocess import decode
+from boneage.imageio import decode
 from boneage.qc import check
 from boneage.synth.cohort import render_study, sample_studies
 

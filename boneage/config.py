@@ -1,4 +1,8 @@
-"""Load and validate config.yaml against workflow/schemas/config.schema.yaml.
+"""Load and validate config.yaml against the schema shipped in the package.
+
+The schema is package data (``boneage/schemas/config.schema.yaml``; the
+workflow's ``workflow/schemas/config.schema.yaml`` links to it), so an
+installed wheel validates a config too.
 
 Validation fills defaults from the schema and reports every problem with the
 dotted path of the bad key (``experiments.small_cnn.epochs: 0 is less than
@@ -14,7 +18,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-SCHEMA = Path(__file__).resolve().parent.parent / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):

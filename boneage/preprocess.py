@@ -1,91 +1,16 @@
-"""Decode radiographs and bring them to the model's square input.
+"""Bring decoded radiographs to the model's square input.
 
-Pipeline for one image: decode (8/16-bit, palette, RGB -> grey, float in
-[0, 1]) -> polarity to white bone on black (see :mod:`boneage.qc`) -> pad
-to a square with the background level (never squash the aspect ratio) ->
-resize -> contrast stretch between robust percentiles -> uint8.
+Pipeline for one image: decode (:mod:`boneage.imageio`: 8/16-bit, palette,
+RGB -> grey, DICOM, float in [0, 1]) -> polarity to white bone on black (see
+:mod:`boneage.qc`) -> pad to a square with the background level (never
+squash the aspect ratio) -> resize -> contrast stretch between robust
+percentiles -> uint8.
 """
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 from PIL import Image
-
-#: Refuse images above this many pixels (decompression bombs); ~ 2.5x a large CR plate.
-MAX_PIXELS = 40_000_000
-
-
-class DecodeError(ValueError):
-    """An image that cannot be used; ``reason`` is the manifest's rejection reason."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-def decode(path: str | os.PathLike[str], max_side: int | None = None) -> np.ndarray:
-    """Read an image file as float32 grey levels in [0, 1], shape (rows, cols).
-
-    With ``max_side``, the image is shrunk by an integer factor (box filter)
-    so its longer side is at most about twice ``max_side``: ingest then works
-    on a few hundred thousand pixels instead of millions.
-
-    DICOM files are recognised by their preamble (see
-    :func:`boneage.sources.dicom.decode_dicom`). Raises :class:`DecodeError`
-    with reason ``empty_file``, ``decompression_bomb``, ``unsupported_compression``
-    or ``unreadable_image``.
-    """
-    if os.path.getsize(path) == 0:
-        raise DecodeError("empty_file", "file has 0 bytes")
-    from boneage.sources.dicom import decode_dicom, is_dicom
-
-    if is_dicom(path):
-        img = decode_dicom(path, MAX_PIXELS)
-        return shrink(img, _factor(img.shape, max_side))
-    try:
-        with Image.open(path) as im:
-            if im.width * im.height > MAX_PIXELS:
-                raise DecodeError("decompression_bomb", f"{im.width}x{im.height} pixels")
-            im.load()
-            factor = _factor((im.height, im.width), max_side)
-            if factor > 1 and im.mode == "L":
-                return to_grey(im.reduce(factor))  # C box filter, before float conversion
-            return shrink(to_grey(im), factor)
-    except DecodeError:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DecodeError("decompression_bomb", str(exc)) from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DecodeError("unreadable_image", f"{type(exc).__name__}: {exc}") from exc
-
-
-def _factor(shape: tuple[int, ...], max_side: int | None) -> int:
-    return max(1, max(shape) // max_side) if max_side else 1
-
-
-def shrink(img: np.ndarray, factor: int) -> np.ndarray:
-    """Box-filter downsampling of a 2-D float array by an integer ``factor``."""
-    if factor <= 1:
-        return img
-    return np.asarray(Image.fromarray(img.astype(np.float32, copy=False)).reduce(factor))
-
-
-def to_grey(im: Image.Image) -> np.ndarray:
-    """Convert any PIL mode to float32 grey in [0, 1]."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(im, dtype=np.float32)
-        top = 65535.0 if arr.max() > 4095 else 4095.0 if arr.max() > 255 else 255.0
-        return np.clip(arr / top, 0.0, 1.0)
-    if im.mode == "F":
-        arr = np.asarray(im, dtype=np.float32)
-        lo, hi = float(arr.min()), float(arr.max())
-        return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
-    if im.mode not in ("L", "1"):
-        im = im.convert("L")  # palette, RGB, LA, ...
-    return np.asarray(im, dtype=np.float32) / 255.0
 
 
 def pad_square(img: np.ndarray, fill: float) -> np.ndarray:

@@ -28,7 +28,8 @@ from tqdm import tqdm
 
 from boneage import qc
 from boneage.atomic import atomic_path
-from boneage.preprocess import DecodeError, decode, prepare
+from boneage.imageio import DecodeError, decode
+from boneage.preprocess import prepare
 
 FORMATS = {"zarr": ".zarr", "hdf5": ".h5"}
 CHUNK = 64

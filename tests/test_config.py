@@ -55,3 +55,23 @@ def test_report_config_hides_salts_and_dicom_folders():
     shown = str(public_config(config))
     assert "s3cr3t" not in shown and "DOE_JANE" not in shown and "/rsna/a.csv" in shown
     assert config["cohorts"]["pacs"]["salt"] == "s3cr3t-value"  # the run's own config is untouched
+
+
+@pytest.mark.slow
+def test_installed_wheel_validates_a_config(tmp_path):
+    """The schema is package data: a wheel (no workflow/ folder) validates a config."""
+    import subprocess
+    import sys
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
+                    str(REPO)], check=True, capture_output=True, timeout=600)
+    wheel = next(tmp_path.glob("boneage-*.whl"))
+    assert "boneage/schemas/config.schema.yaml" in zipfile.ZipFile(wheel).namelist()
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = ("import sys, yaml; from boneage.config import load, SCHEMA; "
+            "assert 'site' in str(SCHEMA), SCHEMA; load(sys.argv[1]); print('valid')")
+    out = subprocess.run([sys.executable, "-c", code, str(REPO / "config.yaml")], cwd=tmp_path,
+                         env={"PYTHONPATH": str(site)}, capture_output=True, text=True)
+    assert out.stdout.strip() == "valid", out.stderr[-2000:]

@@ -7,7 +7,8 @@ import pytest
 from conftest import write_png
 from PIL import Image
 
-from boneage.preprocess import DecodeError, decode, pad_square, prepare
+from boneage.imageio import DecodeError, decode
+from boneage.preprocess import pad_square, prepare
 
 
 def test_decode_bit_depths_and_modes(tmp_path):

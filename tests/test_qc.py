@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from boneage.preprocess import decode
+from boneage.imageio import decode
 from boneage.qc import MIN_FINGERS, check, header_rule
 from boneage.synth.cohort import render_study, sample_studies
 

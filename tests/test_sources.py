@@ -9,11 +9,11 @@ from conftest import write_png
 from dicom_helpers import IDENTIFYING, write_dicom, write_undecodable
 from PIL import Image
 
+from boneage.imageio import DecodeError, decode, is_dicom
 from boneage.manifest import build_manifest, check_rows
-from boneage.preprocess import DecodeError, decode
 from boneage.qc import check
 from boneage.sources import read_source
-from boneage.sources.dicom import age_months, is_dicom
+from boneage.sources.dicom import age_months
 from boneage.synth.cohort import render_study, sample_studies
 
 

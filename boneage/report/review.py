@@ -13,7 +13,7 @@ from PIL import Image
 
 from boneage.atomic import read_tsv
 from boneage.corrections import COLUMNS as CORRECTION_COLUMNS
-from boneage.preprocess import DecodeError, decode
+from boneage.imageio import DecodeError, decode
 from boneage.shards import read_shard
 
 REVIEW_CASES = 25

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from boneage.labels import parse_label
-from boneage.sources import finish, image_index, parse_sex
+from boneage.sources.rows import finish, image_index, parse_sex
 
 LAYOUTS = {
     "training": {"id": "id", "boneage": "boneage", "sex": "male"},

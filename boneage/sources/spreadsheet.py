@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from boneage.labels import parse_label
-from boneage.sources import finish, image_index, parse_sex
+from boneage.sources.rows import finish, image_index, parse_sex
 
 UNITS = {"years": 12.0, "months": 1.0}
 

@@ -15,7 +15,7 @@ from boneage.resources import (
 from boneage.shards import FORMATS
 
 # The package's validator fills defaults and names each bad key (dotted path);
-# it reads the same workflow/schemas/config.schema.yaml as snakemake's validate().
+# it reads the schema shipped in the package (workflow/schemas/ links to it).
 validate_config(config)
 
 # Locally, this machine's memory is a resource, so concurrent jobs fit in it.
