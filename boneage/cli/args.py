@@ -1,0 +1,39 @@
+"""Argument helpers shared by the step modules: one definition per repeated option."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+Command = Callable[[argparse.Namespace], None]
+
+
+def add_step(sub: Any, name: str, func: Command) -> argparse.ArgumentParser:
+    """Register subcommand ``name``; its help is the first line of ``func``'s docstring."""
+    text = (func.__doc__ or name).strip().splitlines()[0].rstrip(".")
+    parser = sub.add_parser(name, help=text, description=text)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def add_model_inputs(p: argparse.ArgumentParser, shards: bool = False) -> None:
+    """``--model``, ``--shard`` (or ``--shards``), ``--out``, threads, batch size and TTA."""
+    p.add_argument("--model", required=True, help="a trained model.keras")
+    if shards:
+        p.add_argument("--shards", nargs="+", required=True)
+    else:
+        p.add_argument("--shard", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, help="intra-op threads (default: TensorFlow's)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--tta", action="store_true", help="average over test-time augmented views")
+
+
+def add_scoring(p: argparse.ArgumentParser) -> None:
+    """The options of a step that scores a cohort's predictions (aggregate, ensemble)."""
+    p.add_argument("--split")
+    p.add_argument("--trained-on-cohort", action="store_true")
+    p.add_argument("--cohort", required=True)
+    p.add_argument("--out-tsv", required=True)
+    p.add_argument("--out-json", required=True)

@@ -1,0 +1,75 @@
+"""Steps of ``workflow/rules/ingest.smk``: manifest, shards, cohort index."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from boneage.atomic import load_json, read_tsv, write_json, write_tsv
+from boneage.cli.args import add_step
+
+
+def cmd_manifest(a: argparse.Namespace) -> None:
+    """Check source rows and plan the shards."""
+    from boneage.manifest import build_manifest
+
+    checked, plan, unmatched = build_manifest(load_json(a.spec), a.shard_size)
+    write_tsv(a.rows, checked)
+    write_json(a.plan, {"shards": plan, "unmatched_corrections": unmatched})
+    print(f"{len(checked)} rows: {int((checked.status == 'accepted').sum())} pass table checks, "
+          f"{len(plan)} shards")
+    if unmatched:
+        print(f"warning: {len(unmatched)} correction(s) name ids not in the source: "
+              f"{', '.join(unmatched[:10])}")
+
+
+def cmd_shard(a: argparse.Namespace) -> None:
+    """Decode, QC and preprocess one shard."""
+    from boneage.shards import build_shard
+
+    plan = {s["shard"]: s["rows"] for s in load_json(a.plan)["shards"]}
+    if a.shard not in plan:
+        sys.exit(f"shard {a.shard!r} is not in {a.plan}")
+    rows = read_tsv(a.rows).set_index("row").loc[plan[a.shard]].reset_index()
+    verdicts = build_shard(rows, a.out, a.size, a.shard)
+    write_tsv(a.qc, verdicts)
+    print(f"{a.shard}: {int((verdicts.status == 'accepted').sum())}/{len(verdicts)} images kept")
+
+
+def cmd_index(a: argparse.Namespace) -> None:
+    """Merge shard verdicts into the manifest and cohort index."""
+    from boneage.manifest import finalise, summarise
+
+    manifest = finalise(read_tsv(a.rows), [read_tsv(p) for p in a.qc])
+    write_tsv(a.manifest, manifest)
+    counts = manifest[manifest.status == "accepted"].groupby("shard").size()
+    shards = [{"shard": Path(p).stem, "path": p, "images": int(counts.get(Path(p).stem, 0))}
+              for p in a.shards]
+    write_json(a.index, {"shards": shards, "summary": summarise(manifest)})
+    print(json.dumps(summarise(manifest)))
+
+
+def register(sub) -> None:
+    """Add this module's subcommands."""
+    s = add_step(sub, "manifest", cmd_manifest)
+    s.add_argument("--spec", required=True, help="the cohort's config entry: a JSON file")
+    s.add_argument("--shard-size", type=int, default=256)
+    s.add_argument("--rows", required=True, help="output: checked rows (TSV)")
+    s.add_argument("--plan", required=True, help="output: shard plan (JSON)")
+
+    s = add_step(sub, "shard", cmd_shard)
+    s.add_argument("--rows", required=True)
+    s.add_argument("--plan", required=True)
+    s.add_argument("--shard", required=True)
+    s.add_argument("--size", type=int, required=True)
+    s.add_argument("--out", required=True, help="output shard (.zarr or .h5)")
+    s.add_argument("--qc", required=True, help="output: per-row verdicts (TSV)")
+
+    s = add_step(sub, "index", cmd_index)
+    s.add_argument("--rows", required=True)
+    s.add_argument("--qc", nargs="*", default=[])
+    s.add_argument("--shards", nargs="*", default=[])
+    s.add_argument("--manifest", required=True)
+    s.add_argument("--index", required=True)

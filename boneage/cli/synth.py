@@ -1,0 +1,28 @@
+"""Steps of ``workflow/rules/synth.smk``: the built-in synthetic cohort."""
+
+from __future__ import annotations
+
+import argparse
+
+from boneage.cli.args import add_step
+
+
+def cmd_synth(a: argparse.Namespace) -> None:
+    """Render a synthetic cohort in the RSNA training layout."""
+    from boneage.synth.cohort import make_cohort
+
+    frame = make_cohort(a.out, a.n, a.seed, workers=a.workers, nonhand_share=a.nonhand_share,
+                        inverted_share=a.inverted_share)
+    print(f"wrote {len(frame)} studies to {a.out} ({(frame.kind != 'hand').sum()} non-hand, "
+          f"{frame.inverted.sum()} inverted)")
+
+
+def register(sub) -> None:
+    """Add this module's subcommands."""
+    s = add_step(sub, "synth", cmd_synth)
+    s.add_argument("--out", required=True)
+    s.add_argument("--n", type=int, required=True)
+    s.add_argument("--seed", type=int, default=2017)
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--nonhand-share", type=float, default=0.03)
+    s.add_argument("--inverted-share", type=float, default=0.03)

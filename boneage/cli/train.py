@@ -1,0 +1,75 @@
+"""Steps of ``workflow/rules/train.smk``: model profile, launcher, training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import pandas as pd
+
+from boneage.atomic import load_json, read_tsv
+from boneage.cli.args import add_step
+
+
+def cmd_profile(a: argparse.Namespace) -> None:
+    """Count a model's parameters and activations (for memory)."""
+    from boneage.memory import estimate, host_batch, profile_experiment
+
+    exp = load_json(a.experiment)
+    profile = profile_experiment(exp)
+    profile.save(a.out)
+    batch = host_batch(exp.get("batch_size", 32))
+    print(f"{profile.backbone} at {profile.image_size} px: {profile.params:,} parameters, "
+          f"{profile.activations:,} activation floats per image")
+    print(f"train (batch {batch}): {estimate(profile, 'train', batch).describe()}")
+    print(f"predict (batch 64): {estimate(profile, 'predict', 64).describe()}")
+
+
+def cmd_launch(a: argparse.Namespace) -> None:
+    """Run a command as N Horovod ranks (horovodrun, or the Slurm job's MPI launcher)."""
+    from boneage.launch import launch
+
+    command = a.command[1:] if a.command[:1] == ["--"] else a.command
+    if not command:
+        sys.exit("boneage launch: give the command after --")
+    sys.exit(launch(command, a.ranks, a.cpu_ranks, a.controller, mpi=a.mpi,
+                    launcher=a.launcher))
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    """Train one experiment (single process or Horovod ranks)."""
+    from boneage.distribute import detect
+    from boneage.train import Experiment, run_training
+
+    exp = Experiment.from_dict(a.name, load_json(a.experiment))
+    split = pd.concat([read_tsv(p) for p in a.split], ignore_index=True)
+    shards = [s["path"] for p in a.index for s in load_json(p)["shards"]]
+    summary = run_training(exp, shards, split, a.out_dir, detect(), threads=a.threads)
+    print(json.dumps({k: summary[k] for k in ("n_train", "best_val_mae", "train_seconds")}))
+
+
+def register(sub) -> None:
+    """Add this module's subcommands."""
+    s = add_step(sub, "profile", cmd_profile)
+    s.add_argument("--experiment", required=True,
+                   help="experiment settings: a JSON file (or inline JSON)")
+    s.add_argument("--out", required=True)
+
+    s = add_step(sub, "launch", cmd_launch)
+    s.add_argument("--ranks", type=int, default=1)
+    s.add_argument("--cpu-ranks", type=int, default=2, help="most ranks when there is no GPU")
+    s.add_argument("--controller", choices=["gloo", "mpi"], default="gloo")
+    s.add_argument("--mpi", action="store_true",
+                   help="plain MPI ranks (mpirun, or srun under Slurm), not Horovod training")
+    s.add_argument("--launcher", default="srun",
+                   help="how a Slurm job starts ranks: srun (default), mpiexec, mpirun")
+    s.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ...")
+
+    s = add_step(sub, "train", cmd_train)
+    s.add_argument("--name", required=True)
+    s.add_argument("--experiment", required=True, help="experiment settings: a JSON file")
+    s.add_argument("--index", nargs="+", required=True)
+    s.add_argument("--split", nargs="+", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--threads", type=int)
