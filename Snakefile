@@ -1,6 +1,6 @@
 # boneage: cohort-scale pediatric bone-age estimation.
 # Thin on purpose: configuration, rule files (one per stage), targets.
-# All logic lives in the boneage package (see boneage/cli.py).
+# All logic lives in the boneage package (see boneage/cli/, one module per rule file).
 #
 # `snakemake --lint` asks for a conda env or container per rule. There is
 # deliberately one software environment for all rules: the pinned .venv made

@@ -51,9 +51,16 @@ def time_decode(paths: list[Path]) -> float:
 
 
 def time_ingest(paths: list[Path], out: Path, size: int) -> float:
-    rows = pd.DataFrame({"row": range(1, len(paths) + 1), "id": [p.stem for p in paths],
-                         "abspath": [str(p) for p in paths], "sex": "M", "boneage": 120.0,
-                         "true_boneage": np.nan})
+    rows = pd.DataFrame(
+        {
+            "row": range(1, len(paths) + 1),
+            "id": [p.stem for p in paths],
+            "abspath": [str(p) for p in paths],
+            "sex": "M",
+            "boneage": 120.0,
+            "true_boneage": np.nan,
+        }
+    )
     t0 = time.perf_counter()
     verdicts = build_shard(rows, out, size, "bench")
     rate = len(paths) / (time.perf_counter() - t0)

@@ -23,8 +23,12 @@ from pathlib import Path
 import pandas as pd
 from workflow_cohort import workflow_cohort
 
-PREDICT = [("small_cnn", 128, 64), ("resnet50", 128, 32), ("vgg16", 128, 32),
-           ("efficientnetb0", 128, 32)]
+PREDICT = [
+    ("small_cnn", 128, 64),
+    ("resnet50", 128, 32),
+    ("vgg16", 128, 32),
+    ("efficientnetb0", 128, 32),
+]
 TRAIN = [("small_cnn", 128, 32), ("resnet50", 128, 16), ("efficientnetb0", 128, 16)]
 
 
@@ -43,8 +47,9 @@ def main() -> int:
 
     def peak_mb(cmd: list[str]) -> float:
         with open(work / "bench.log", "a") as log:
-            m = measure([sys.executable, "-m", "boneage.cli", *cmd], stdout=log, stderr=log,
-                        cwd=work)  # the index names shards relative to the workflow
+            m = measure(
+                [sys.executable, "-m", "boneage.cli", *cmd], stdout=log, stderr=log, cwd=work
+            )  # the index names shards relative to the workflow
         if m.returncode:
             raise SystemExit(f"failed ({m.returncode}, see {work}/bench.log): boneage {cmd[0]}")
         return m.peak_rss_mb
@@ -59,25 +64,60 @@ def main() -> int:
         build_model(backbone, size).save(model)
         prof = profile_experiment({"backbone": backbone, "image_size": size})
         est = estimate(prof, "predict", batch, shard_images=images, stored_size=128)
-        peak = peak_mb(["predict", "--model", str(model), "--shard", shards[0], "--out",
-                        str(work / "p.tsv"), "--threads", "1", "--batch-size", str(batch)])
+        peak = peak_mb(
+            [
+                "predict",
+                "--model",
+                str(model),
+                "--shard",
+                shards[0],
+                "--out",
+                str(work / "p.tsv"),
+                "--threads",
+                "1",
+                "--batch-size",
+                str(batch),
+            ]
+        )
         rows.append(("predict", backbone, size, batch, est.total, peak))
     for backbone, size, batch in TRAIN:
-        exp = {"backbone": backbone, "image_size": size, "batch_size": batch, "epochs": 1,
-               "augment": True}
+        exp = {
+            "backbone": backbone,
+            "image_size": size,
+            "batch_size": batch,
+            "epochs": 1,
+            "augment": True,
+        }
         prof = profile_experiment(exp)
         est = estimate(prof, "train", batch, examples=n_train, stored_size=128)
-        peak = peak_mb(["train", "--name", backbone, "--experiment", json.dumps(exp), "--index",
-                        str(index), "--split", str(split), "--out-dir",
-                        str(work / "models" / backbone), "--threads", "2"])
+        peak = peak_mb(
+            [
+                "train",
+                "--name",
+                backbone,
+                "--experiment",
+                json.dumps(exp),
+                "--index",
+                str(index),
+                "--split",
+                str(split),
+                "--out-dir",
+                str(work / "models" / backbone),
+                "--threads",
+                "2",
+            ]
+        )
         rows.append(("train", backbone, size, batch, est.total, peak))
-    print(f"{'step':8} {'model':15} {'size':>4} {'batch':>5} {'estimate MB':>11} "
-          f"{'measured MB':>11} {'est/meas':>8}")
+    print(
+        f"{'step':8} {'model':15} {'size':>4} {'batch':>5} {'estimate MB':>11} "
+        f"{'measured MB':>11} {'est/meas':>8}"
+    )
     for step, backbone, size, batch, est_mb, peak in rows:
         ratio = est_mb / peak
         worst = max(worst, abs(ratio - 1))
-        print(f"{step:8} {backbone:15} {size:4d} {batch:5d} {est_mb:11.0f} {peak:11.0f} "
-              f"{ratio:8.2f}")
+        print(
+            f"{step:8} {backbone:15} {size:4d} {batch:5d} {est_mb:11.0f} {peak:11.0f} {ratio:8.2f}"
+        )
     print(f"largest deviation: {worst:.0%} (target <= 25%)")
     return 0 if worst <= 0.25 else 2
 

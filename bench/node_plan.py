@@ -37,9 +37,24 @@ def run_layout(model: str, shards: list[str], slots: int, threads: int, work: Pa
 
     def job(i_shard: tuple[int, str]) -> None:
         i, shard = i_shard
-        subprocess.run([sys.executable, "-m", "boneage.cli", "predict", "--model", model,
-                        "--shard", shard, "--out", str(work / f"{threads}_{i}.tsv"),
-                        "--threads", str(threads)], check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "boneage.cli",
+                "predict",
+                "--model",
+                model,
+                "--shard",
+                shard,
+                "--out",
+                str(work / f"{threads}_{i}.tsv"),
+                "--threads",
+                str(threads),
+            ],
+            check=True,
+            capture_output=True,
+        )
 
     start = time.perf_counter()
     with ThreadPoolExecutor(slots) as pool:
@@ -63,7 +78,7 @@ def main() -> int:
     from boneage.resources import NODE_RESERVE_MB, plan_node, with_margin
 
     shards, _, _ = workflow_cohort(work, n=a.shards * 128 + 64, shard_size=128)
-    shards = shards[:a.shards]
+    shards = shards[: a.shards]
     model = str(work / "model.keras")
     build_model(a.backbone, 128).save(model)
     cores = os.cpu_count() or 1
@@ -77,8 +92,10 @@ def main() -> int:
     print(f"{a.backbone} predict, {len(shards)} shards of 128 images at 128 px:")
     print(f"  seed layout    {plan.processes} x 1 thread : {seed:6.1f} images/s")
     print(f"  planner layout {plan.processes} x {plan.threads} threads: {planned:6.1f} images/s")
-    print(f"  ratio planner / seed: {planned / seed:.2f} (cores busy {plan.busy_cores} vs "
-          f"{plan.processes} of {cores})")
+    print(
+        f"  ratio planner / seed: {planned / seed:.2f} (cores busy {plan.busy_cores} vs "
+        f"{plan.processes} of {cores})"
+    )
     return 0
 
 

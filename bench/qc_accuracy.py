@@ -27,9 +27,17 @@ from boneage.qc import check
 from boneage.synth.cohort import render_study, sample_studies
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-OTHER_MODALITIES = ["CT_small.dcm", "MR_small.dcm", "693_J2KI.dcm", "J2K_pixelrep_mismatch.dcm",
-                    "JPEG2000.dcm", "examples_overlay.dcm", "examples_palette.dcm",
-                    "examples_jpeg2k.dcm", "image_dfl.dcm"]
+OTHER_MODALITIES = [
+    "CT_small.dcm",
+    "MR_small.dcm",
+    "693_J2KI.dcm",
+    "J2K_pixelrep_mismatch.dcm",
+    "JPEG2000.dcm",
+    "examples_overlay.dcm",
+    "examples_palette.dcm",
+    "examples_jpeg2k.dcm",
+    "image_dfl.dcm",
+]
 
 
 def synthetic(n: int, seed: int) -> Counter:
@@ -38,8 +46,15 @@ def synthetic(n: int, seed: int) -> Counter:
     for s in sample_studies(n, seed, nonhand_share=0.2, inverted_share=0.1):
         verdict = check(render_study(s, seed).astype(np.float32) / 255.0)
         truth_no_hand = s.kind != "hand"
-        c["tp" if truth_no_hand and not verdict.is_hand else
-          "fn" if truth_no_hand else "fp" if not verdict.is_hand else "tn"] += 1
+        c[
+            "tp"
+            if truth_no_hand and not verdict.is_hand
+            else "fn"
+            if truth_no_hand
+            else "fp"
+            if not verdict.is_hand
+            else "tn"
+        ] += 1
         if s.kind == "hand":
             c["polarity_ok" if verdict.inverted == s.inverted else "polarity_wrong"] += 1
     return c
@@ -65,8 +80,10 @@ def real_figures() -> list[str]:
         polarity += (not up.inverted) + down.inverted
         if not (up.is_hand and down.is_hand):
             misses.append(f"real hand {p.name} rejected ({up.rule} / inverted: {down.rule})")
-    print(f"real hands ({len(hands)}, as stored and inverted): accepted "
-          f"{accepted}/{2 * len(hands)}, polarity right {polarity}/{2 * len(hands)}")
+    print(
+        f"real hands ({len(hands)}, as stored and inverted): accepted "
+        f"{accepted}/{2 * len(hands)}, polarity right {polarity}/{2 * len(hands)}"
+    )
     if polarity < 2 * len(hands):
         misses.append("a real hand's polarity is wrong")
     others = real_films(SHARED / "real-nonhand")
@@ -77,8 +94,10 @@ def real_figures() -> list[str]:
             rejected += verdict.reason == "no_hand"
             if verdict.reason != "no_hand":
                 misses.append(f"real non-hand {p.name}{label} accepted ({verdict.rule})")
-    print(f"real non-hands ({len(others)} chest films, as stored and inverted): "
-          f"rejected {rejected}/{2 * len(others)}")
+    print(
+        f"real non-hands ({len(others)} chest films, as stored and inverted): "
+        f"rejected {rejected}/{2 * len(others)}"
+    )
     return misses
 
 
@@ -98,9 +117,11 @@ def other_modalities() -> list[str]:
         by_header += not with_header.is_hand
         if with_header.is_hand:
             misses.append(f"{name} ({ds.get('Modality')}) accepted with its header")
-    print(f"other modalities ({len(OTHER_MODALITIES)} pydicom samples, held out): rejected "
-          f"{by_pixels}/{len(OTHER_MODALITIES)} by pixels alone, "
-          f"{by_header}/{len(OTHER_MODALITIES)} with the DICOM header")
+    print(
+        f"other modalities ({len(OTHER_MODALITIES)} pydicom samples, held out): rejected "
+        f"{by_pixels}/{len(OTHER_MODALITIES)} by pixels alone, "
+        f"{by_header}/{len(OTHER_MODALITIES)} with the DICOM header"
+    )
     return misses
 
 
@@ -108,17 +129,23 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=31)
-    ap.add_argument("--synthetic-target", type=float, default=0.98,
-                    help="least no_hand precision, recall and polarity accuracy on synthetic films")
+    ap.add_argument(
+        "--synthetic-target",
+        type=float,
+        default=0.98,
+        help="least no_hand precision, recall and polarity accuracy on synthetic films",
+    )
     a = ap.parse_args()
     misses = real_figures() + other_modalities()
     c = synthetic(a.n, a.seed)
     precision = c["tp"] / max(c["tp"] + c["fp"], 1)
     recall = c["tp"] / max(c["tp"] + c["fn"], 1)
     polarity = c["polarity_ok"] / max(c["polarity_ok"] + c["polarity_wrong"], 1)
-    print(f"synthetic, {a.n} films ({c['tp'] + c['fn']} not hands): no_hand precision "
-          f"{precision:.3f}  recall {recall:.3f}  (tp {c['tp']}, fp {c['fp']}, fn {c['fn']}); "
-          f"polarity accuracy on hands {polarity:.3f}")
+    print(
+        f"synthetic, {a.n} films ({c['tp'] + c['fn']} not hands): no_hand precision "
+        f"{precision:.3f}  recall {recall:.3f}  (tp {c['tp']}, fp {c['fp']}, fn {c['fn']}); "
+        f"polarity accuracy on hands {polarity:.3f}"
+    )
     for name, value in (("precision", precision), ("recall", recall), ("polarity", polarity)):
         if value < a.synthetic_target:
             misses.append(f"synthetic {name} {value:.3f} < {a.synthetic_target}")

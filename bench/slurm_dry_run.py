@@ -35,8 +35,9 @@ def make_cohort(root: Path, n: int) -> None:
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 255, (256, 200), dtype=np.uint8)).save(first)
     ages = rng.uniform(12, 216, n).round(1)
-    lines = ["id,boneage,male"] + [f"{i},{ages[i - 1]},{'True' if i % 2 else 'False'}"
-                                   for i in range(1, n + 1)]
+    lines = ["id,boneage,male"] + [
+        f"{i},{ages[i - 1]},{'True' if i % 2 else 'False'}" for i in range(1, n + 1)
+    ]
     for i in range(2, n + 1):
         target = images / f"{i}.png"
         if not target.exists():
@@ -47,8 +48,13 @@ def make_cohort(root: Path, n: int) -> None:
 def snakemake(work: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-                           *args], cwd=work, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     return time.perf_counter() - start, proc
 
 
@@ -62,15 +68,25 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     make_cohort(work / "cohort", a.n)
-    config = {"cohorts": {"big": {"source": "rsna", "csv": "cohort/labels.csv",
-                                  "images": "cohort/images"}},
-              "train_cohorts": ["big"], "shards": {"size": a.shard_size},
-              "cluster": {"node_mem": "64G", "node_cores": 24},
-              "experiments": {"small_cnn": {"backbone": "small_cnn"}}}
+    config = {
+        "cohorts": {
+            "big": {"source": "rsna", "csv": "cohort/labels.csv", "images": "cohort/images"}
+        },
+        "train_cohorts": ["big"],
+        "shards": {"size": a.shard_size},
+        "cluster": {"node_mem": "64G", "node_cores": 24},
+        "experiments": {"small_cnn": {"backbone": "small_cnn"}},
+    }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     print(f"cohort: {a.n:,} images in {work} ({time.perf_counter() - t0:.1f} s to make)")
-    took, proc = snakemake(work, "--profile", str(REPO / "profiles/local"), "--cores", "2",
-                           "results/cohorts/big/plan.json")
+    took, proc = snakemake(
+        work,
+        "--profile",
+        str(REPO / "profiles/local"),
+        "--cores",
+        "2",
+        "results/cohorts/big/plan.json",
+    )
     if proc.returncode:
         print(proc.stderr[-3000:], file=sys.stderr)
         return 1
@@ -81,8 +97,10 @@ def main() -> int:
         return 1
     out = proc.stdout + proc.stderr
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", out, re.M))
-    print(f"snakemake -n --profile slurm: {took:.1f} s for {counts.get('total')} jobs "
-          f"(shard {counts.get('shard')}, predict {counts.get('predict')}); target < 30 s")
+    print(
+        f"snakemake -n --profile slurm: {took:.1f} s for {counts.get('total')} jobs "
+        f"(shard {counts.get('shard')}, predict {counts.get('predict')}); target < 30 s"
+    )
     return 0 if took < 30 else 2
 
 

@@ -42,9 +42,16 @@ def make_data(folder: Path, n: int, size: int, height: int) -> None:
         img = Image.fromarray(render_study(s, 4))
         img = img.resize((int(img.width * height / img.height), height))
         img.save(folder / f"{s.id}.png", compress_level=6)
-        rows.append({"row": len(rows) + 1, "id": s.id, "abspath": str(folder / f"{s.id}.png"),
-                     "sex": "M" if s.male else "F", "boneage": s.boneage,
-                     "true_boneage": s.true_boneage})
+        rows.append(
+            {
+                "row": len(rows) + 1,
+                "id": s.id,
+                "abspath": str(folder / f"{s.id}.png"),
+                "sex": "M" if s.male else "F",
+                "boneage": s.boneage,
+                "true_boneage": s.true_boneage,
+            }
+        )
     build_shard(pd.DataFrame(rows), folder / "s00000.zarr", size, "bench")
 
 
@@ -58,12 +65,16 @@ def png_batches(folder: Path, size: int, batch: int):
     while True:
         for i in range(0, len(meta.ids) - batch + 1, batch):
             imgs = []
-            for sid in meta.ids[i:i + batch]:
+            for sid in meta.ids[i : i + batch]:
                 with Image.open(folder / f"{sid}.png") as im:
                     imgs.append(np.asarray(im.convert("L").resize((size, size)), np.float32))
-            yield ({"image": np.stack(imgs)[..., None] / 255.0,
-                    "sex": meta.sex[i:i + batch, None].astype(np.float32)},
-                   meta.boneage[i:i + batch, None])
+            yield (
+                {
+                    "image": np.stack(imgs)[..., None] / 255.0,
+                    "sex": meta.sex[i : i + batch, None].astype(np.float32),
+                },
+                meta.boneage[i : i + batch, None],
+            )
 
 
 def worker(mode: str, folder: Path, size: int, batch: int, steps: int, threads: int) -> None:
@@ -86,9 +97,19 @@ def worker(mode: str, folder: Path, size: int, batch: int, steps: int, threads: 
         batches = iter(make_dataset([shard], size, batch, training=True, augment=False))
     elif mode == "memory":
         s = read_shard(shard)
-        ds = tf.data.Dataset.from_tensor_slices(
-            ({"image": s.images.astype(np.float32) / 255.0, "sex": s.sex[:, None].astype(
-                np.float32)}, s.boneage[:, None])).repeat().batch(batch)
+        ds = (
+            tf.data.Dataset.from_tensor_slices(
+                (
+                    {
+                        "image": s.images.astype(np.float32) / 255.0,
+                        "sex": s.sex[:, None].astype(np.float32),
+                    },
+                    s.boneage[:, None],
+                )
+            )
+            .repeat()
+            .batch(batch)
+        )
         batches = iter(ds.prefetch(tf.data.AUTOTUNE))
     else:
         batches = png_batches(folder, size, batch)
@@ -114,7 +135,9 @@ def run(args: list[str], ranks: int = 1) -> dict:
         horovodrun = shutil.which("horovodrun", path=str(Path(sys.executable).parent))
         cmd = [horovodrun or "horovodrun", "-np", str(ranks), "--gloo", *cmd]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
-    return json.loads(next(line[line.index("{"):] for line in out.splitlines() if '"mode"' in line))
+    return json.loads(
+        next(line[line.index("{") :] for line in out.splitlines() if '"mode"' in line)
+    )
 
 
 def main() -> int:
@@ -134,8 +157,16 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         make_data(folder, a.n, a.size, a.height)
-        common = ["--folder", str(folder), "--size", str(a.size), "--batch", str(a.batch),
-                  "--steps", str(a.steps)]
+        common = [
+            "--folder",
+            str(folder),
+            "--size",
+            str(a.size),
+            "--batch",
+            str(a.batch),
+            "--steps",
+            str(a.steps),
+        ]
         one = run(["--worker", "memory", "--threads", "1", *common])
         two = run(["--worker", "memory", "--threads", "1", *common], ranks=2)
         cores = ["--threads", str(os.cpu_count() or 1)]
@@ -148,8 +179,15 @@ def main() -> int:
     print(f"feeding  shards: {s:7.1f}  in-memory: {m:7.1f}  PNG decode each epoch: {p:7.1f} img/s")
     print(f"shards / in-memory: {s / m:.2f}  (target >= 0.9)")
     print(f"shards / PNG loader: {s / p:.1f}x  (target >= 10x)")
-    missed = [name for name, ok in (("scaling", r2 / (2 * r1) >= 0.9), ("in-memory", s / m >= 0.9),
-                                    ("PNG loader", s / p >= 10)) if not ok]
+    missed = [
+        name
+        for name, ok in (
+            ("scaling", r2 / (2 * r1) >= 0.9),
+            ("in-memory", s / m >= 0.9),
+            ("PNG loader", s / p >= 10),
+        )
+        if not ok
+    ]
     if missed:
         print(f"MISSED: {', '.join(missed)}")
     return 1 if missed else 0

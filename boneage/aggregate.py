@@ -18,8 +18,12 @@ def ensemble_predictions(members: list[pd.DataFrame]) -> pd.DataFrame:
     return first
 
 
-def aggregate(predictions: list[pd.DataFrame], split: pd.DataFrame | None, train_mean: float,
-              trained_on_cohort: bool) -> tuple[pd.DataFrame, dict[str, object]]:
+def aggregate(
+    predictions: list[pd.DataFrame],
+    split: pd.DataFrame | None,
+    train_mean: float,
+    trained_on_cohort: bool,
+) -> tuple[pd.DataFrame, dict[str, object]]:
     """Merge shard predictions and score the held-out images.
 
     Held-out images are the ``test`` subset when the model was trained on this
@@ -27,8 +31,11 @@ def aggregate(predictions: list[pd.DataFrame], split: pd.DataFrame | None, train
     where known, the true bone age; ``baseline`` predicts the training mean
     for the same images.
     """
-    frame = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame(
-        columns=["id", "row", "sex", "boneage", "true_boneage", "pred"])
+    frame = (
+        pd.concat(predictions, ignore_index=True)
+        if predictions
+        else pd.DataFrame(columns=["id", "row", "sex", "boneage", "true_boneage", "pred"])
+    )
     frame["id"] = frame["id"].astype(str)
     if split is not None:
         cols = [c for c in ("id", "subset", "label_status") if c in split]
@@ -43,14 +50,18 @@ def aggregate(predictions: list[pd.DataFrame], split: pd.DataFrame | None, train
         "held_out": "test subset" if trained_on_cohort else "all images",
         "n_images": int(len(frame)),
         "label": metrics.breakdown(held, "boneage"),
-        "subsets": {s: metrics.score(g["pred"].to_numpy(), g["boneage"].to_numpy())
-                    for s, g in frame.groupby("subset")},
-        "baseline": {"train_mean": train_mean,
-                     "label": metrics.score(np.full(len(held), train_mean),
-                                            held["boneage"].to_numpy())},
+        "subsets": {
+            s: metrics.score(g["pred"].to_numpy(), g["boneage"].to_numpy())
+            for s, g in frame.groupby("subset")
+        },
+        "baseline": {
+            "train_mean": train_mean,
+            "label": metrics.score(np.full(len(held), train_mean), held["boneage"].to_numpy()),
+        },
     }
     if held["true_boneage"].notna().any():
         result["true"] = metrics.breakdown(held, "true_boneage")
-        result["baseline"]["true"] = metrics.score(np.full(len(held), train_mean),
-                                                   held["true_boneage"].to_numpy())
+        result["baseline"]["true"] = metrics.score(
+            np.full(len(held), train_mean), held["true_boneage"].to_numpy()
+        )
     return frame, result

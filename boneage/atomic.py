@@ -25,8 +25,11 @@ def atomic_path(path: str | os.PathLike[str], is_dir: bool = False) -> Iterator[
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent)) if is_dir else \
-        Path(tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)[1])
+    tmp = (
+        Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+        if is_dir
+        else Path(tempfile.mkstemp(prefix=f".{final.name}.", dir=final.parent)[1])
+    )
     try:
         if is_dir:
             shutil.rmtree(tmp)
@@ -62,8 +65,9 @@ def write_tsv(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
 
 def read_tsv(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a TSV written by :func:`write_tsv` (``id`` columns stay strings)."""
-    return pd.read_csv(path, sep="\t", dtype={"id": str, "patient": str}, na_values=["NA"],
-                       keep_default_na=False)
+    return pd.read_csv(
+        path, sep="\t", dtype={"id": str, "patient": str}, na_values=["NA"], keep_default_na=False
+    )
 
 
 def looks_like_wildcard(path: str) -> bool:

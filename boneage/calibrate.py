@@ -39,8 +39,13 @@ with open(sys.argv[1], "w") as fh:
 """
 
 
-def measure(command: list[str], env: dict[str, str] | None = None, stdout=None, stderr=None,
-            cwd: str | os.PathLike[str] | None = None) -> Measurement:
+def measure(
+    command: list[str],
+    env: dict[str, str] | None = None,
+    stdout=None,
+    stderr=None,
+    cwd: str | os.PathLike[str] | None = None,
+) -> Measurement:
     """Run ``command`` to the end; its peak RSS comes from the kernel's rusage of the child.
 
     A child's ``ru_maxrss`` also counts the memory it had between fork and
@@ -51,14 +56,21 @@ def measure(command: list[str], env: dict[str, str] | None = None, stdout=None, 
     start = time.monotonic()
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "rusage.json"
-        subprocess.run([sys.executable, "-c", _WRAPPER, str(result), *command], env=env,
-                       stdout=stdout, stderr=stderr, cwd=cwd, check=True)
+        subprocess.run(
+            [sys.executable, "-c", _WRAPPER, str(result), *command],
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            cwd=cwd,
+            check=True,
+        )
         maxrss_kib, returncode = json.loads(result.read_text())
     return Measurement(maxrss_kib / 1024, time.monotonic() - start, returncode)
 
 
-def calibrate_predict(model: str, shard: str, threads: int, tta: bool = False,
-                      batch_size: int = 64) -> dict:
+def calibrate_predict(
+    model: str, shard: str, threads: int, tta: bool = False, batch_size: int = 64
+) -> dict:
     """Predict one shard in a child process; its peak RSS, time and the estimate beside them."""
     from boneage.memory import ModelProfile, estimate
     from boneage.shards import read_shard, stored_size
@@ -66,21 +78,49 @@ def calibrate_predict(model: str, shard: str, threads: int, tta: bool = False,
     meta = read_shard(shard, images=False)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "calibration.tsv"
-        cmd = [sys.executable, "-m", "boneage.cli", "predict", "--model", model, "--shard",
-               shard, "--out", str(out), "--threads", str(threads),
-               "--batch-size", str(batch_size)] + (["--tta"] if tta else [])
+        cmd = [
+            sys.executable,
+            "-m",
+            "boneage.cli",
+            "predict",
+            "--model",
+            model,
+            "--shard",
+            shard,
+            "--out",
+            str(out),
+            "--threads",
+            str(threads),
+            "--batch-size",
+            str(batch_size),
+        ] + (["--tta"] if tta else [])
         m = measure(cmd)
     if m.returncode != 0:
-        raise RuntimeError(f"calibration predict failed with exit status {m.returncode}: "
-                           f"{' '.join(cmd)}")
-    result = {"step": "predict", "shard": str(shard), "images": len(meta),
-              "threads": threads, "batch_size": batch_size, "tta": tta, **asdict(m),
-              "images_per_s": len(meta) / m.wall_s if m.wall_s else 0.0}
+        raise RuntimeError(
+            f"calibration predict failed with exit status {m.returncode}: {' '.join(cmd)}"
+        )
+    result = {
+        "step": "predict",
+        "shard": str(shard),
+        "images": len(meta),
+        "threads": threads,
+        "batch_size": batch_size,
+        "tta": tta,
+        **asdict(m),
+        "images_per_s": len(meta) / m.wall_s if m.wall_s else 0.0,
+    }
     profile_path = Path(model).with_name("profile.json")
     if profile_path.exists():
-        est = estimate(ModelProfile.load(profile_path), "predict", batch_size, threads=threads,
-                       shard_images=len(meta), stored_size=stored_size([shard]),
-                       tta_views=5 if tta else 1)
-        result.update(estimate_mb=round(est.total, 1),
-                      estimate_ratio=round(est.total / m.peak_rss_mb, 3))
+        est = estimate(
+            ModelProfile.load(profile_path),
+            "predict",
+            batch_size,
+            threads=threads,
+            shard_images=len(meta),
+            stored_size=stored_size([shard]),
+            tta_views=5 if tta else 1,
+        )
+        result.update(
+            estimate_mb=round(est.total, 1), estimate_ratio=round(est.total / m.peak_rss_mb, 3)
+        )
     return result

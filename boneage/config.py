@@ -48,11 +48,16 @@ def check_salt(name: str, spec: dict[str, Any]) -> str | None:
     A hash of an AccessionNumber or PatientID without a salt is reversed by
     hashing every plausible number; such a cohort must give a salt.
     """
-    if (spec.get("source") == "dicom" and spec.get("pseudonymize", True)
-            and spec.get("id_field", "StudyInstanceUID") in ENUMERABLE_IDS
-            and not str(spec.get("salt", "")).strip()):
-        return (f"cohorts.{name}.salt: pseudonyms of {spec['id_field']} without a salt can be "
-                "reversed by hashing every plausible value; set a site secret as salt")
+    if (
+        spec.get("source") == "dicom"
+        and spec.get("pseudonymize", True)
+        and spec.get("id_field", "StudyInstanceUID") in ENUMERABLE_IDS
+        and not str(spec.get("salt", "")).strip()
+    ):
+        return (
+            f"cohorts.{name}.salt: pseudonyms of {spec['id_field']} without a salt can be "
+            "reversed by hashing every plausible value; set a site secret as salt"
+        )
     return None
 
 
@@ -74,28 +79,35 @@ def public_config(config: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def validate(config: dict[str, Any],
-             schema_path: str | os.PathLike[str] = SCHEMA) -> dict[str, Any]:
+def validate(
+    config: dict[str, Any], schema_path: str | os.PathLike[str] = SCHEMA
+) -> dict[str, Any]:
     """Validate ``config`` in place (defaults filled in) and return it."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"  {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
-                 for e in errors]
+        lines = [
+            f"  {'.'.join(str(p) for p in e.absolute_path) or '(top level)'}: {e.message}"
+            for e in errors
+        ]
         raise ConfigError("invalid configuration:\n" + "\n".join(lines))
     for name, members in config.get("aggregate", {}).get("ensembles", {}).items():
         unknown = [m for m in members if m not in config["experiments"]]
         if name in config["experiments"] or unknown:
-            raise ConfigError(f"invalid configuration:\n  aggregate.ensembles.{name}: members must "
-                              f"be experiments and the name must not be one (unknown: {unknown})")
+            raise ConfigError(
+                f"invalid configuration:\n  aggregate.ensembles.{name}: members must "
+                f"be experiments and the name must not be one (unknown: {unknown})"
+            )
     unsafe = [p for name, spec in config["cohorts"].items() if (p := check_salt(name, spec))]
     if unsafe:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(unsafe))
     for name in config.get("train_cohorts", []):
         if name not in config["cohorts"]:
-            raise ConfigError(f"invalid configuration:\n  train_cohorts: {name!r} is not one of "
-                              f"the cohorts ({', '.join(config['cohorts'])})")
+            raise ConfigError(
+                f"invalid configuration:\n  train_cohorts: {name!r} is not one of "
+                f"the cohorts ({', '.join(config['cohorts'])})"
+            )
     return config
 
 

@@ -43,14 +43,17 @@ def read_corrections(path: str | os.PathLike[str]) -> pd.DataFrame:
     bad_update = table[(table["action"] == "update") & ~(new.between(0, 240))]
     if len(bad) or len(bad_update):
         rows = sorted(set(bad.index) | set(bad_update.index))
-        raise ValueError(f"{path}: rows {[r + 2 for r in rows]} need action update/delete/"
-                         "problematic, and update needs boneage_months in 0-240")
+        raise ValueError(
+            f"{path}: rows {[r + 2 for r in rows]} need action update/delete/"
+            "problematic, and update needs boneage_months in 0-240"
+        )
     table["boneage_months"] = new
     return table[COLUMNS]
 
 
-def apply_corrections(rows: pd.DataFrame,
-                      corrections: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def apply_corrections(
+    rows: pd.DataFrame, corrections: pd.DataFrame
+) -> tuple[pd.DataFrame, list[str]]:
     """Apply review decisions to source rows (see :mod:`boneage.sources`).
 
     Returns the corrected rows (with :data:`AUDIT` columns and, for delete and
@@ -70,12 +73,18 @@ def apply_corrections(rows: pd.DataFrame,
             continue
         pos = out.index[k]
         old = out.at[pos, "boneage"]
-        out.loc[pos, AUDIT] = [c.action, old, c.boneage_months if c.action == "update" else
-                               np.nan, c.reviewer, c.date]
+        out.loc[pos, AUDIT] = [
+            c.action,
+            old,
+            c.boneage_months if c.action == "update" else np.nan,
+            c.reviewer,
+            c.date,
+        ]
         if c.action == "update":
             out.at[pos, "boneage"] = float(c.boneage_months)
             out.at[pos, "label_status"] = "corrected"
         else:
-            out.at[pos, "error"] = "deleted_by_review" if c.action == "delete" else \
-                "flagged_by_review"
+            out.at[pos, "error"] = (
+                "deleted_by_review" if c.action == "delete" else "flagged_by_review"
+            )
     return out, unmatched

@@ -19,8 +19,9 @@ import tensorflow as tf
 from boneage.shards import read_shard, stored_size
 
 
-def _examples(paths: Sequence[str], keep: set[str] | None, shuffle: bool, seed: int
-              ) -> Iterator[tuple[np.ndarray, np.float32, np.float32]]:
+def _examples(
+    paths: Sequence[str], keep: set[str] | None, shuffle: bool, seed: int
+) -> Iterator[tuple[np.ndarray, np.float32, np.float32]]:
     order = np.random.default_rng(seed).permutation(len(paths)) if shuffle else range(len(paths))
     for i in order:
         shard = read_shard(paths[i])
@@ -41,8 +42,13 @@ def warp(images: tf.Tensor, angle: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor
     zeros = tf.zeros([b])
     transforms = tf.stack([c, -s, a2, s, c, b2, zeros, zeros], axis=1)
     return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms, output_shape=tf.shape(images)[1:3],
-        fill_value=0.0, interpolation="BILINEAR", fill_mode="CONSTANT")
+        images=images,
+        transforms=transforms,
+        output_shape=tf.shape(images)[1:3],
+        fill_value=0.0,
+        interpolation="BILINEAR",
+        fill_mode="CONSTANT",
+    )
 
 
 #: Test-time augmentation views: (rotation in degrees, scale).
@@ -52,12 +58,19 @@ TTA_VIEWS = ((0.0, 1.0), (-6.0, 1.0), (6.0, 1.0), (0.0, 0.94), (0.0, 1.06))
 def tta_views(images: tf.Tensor) -> list[tf.Tensor]:
     """The fixed test-time views of a batch (the first is the image itself)."""
     b = tf.shape(images)[0]
-    return [warp(images, tf.fill([b], deg * math.pi / 180), tf.fill([b], scale), tf.zeros([b, 2]))
-            for deg, scale in TTA_VIEWS]
+    return [
+        warp(images, tf.fill([b], deg * math.pi / 180), tf.fill([b], scale), tf.zeros([b, 2]))
+        for deg, scale in TTA_VIEWS
+    ]
 
 
-def augment_batch(images: tf.Tensor, seed: tf.Tensor, max_rotation: float = 15.0,
-                  max_scale: float = 0.1, max_shift: float = 0.06) -> tf.Tensor:
+def augment_batch(
+    images: tf.Tensor,
+    seed: tf.Tensor,
+    max_rotation: float = 15.0,
+    max_scale: float = 0.1,
+    max_shift: float = 0.06,
+) -> tf.Tensor:
     """Random affine warp + brightness/contrast of a float batch (B, S, S, 1) in [0, 1]."""
     b = tf.shape(images)[0]
     size = tf.cast(tf.shape(images)[1], tf.float32)
@@ -69,14 +82,23 @@ def augment_batch(images: tf.Tensor, seed: tf.Tensor, max_rotation: float = 15.0
     gain = 1.0 + tf.random.stateless_uniform([b, 1, 1, 1], seeds[3], -0.15, 0.15)
     bias = tf.random.stateless_uniform([b, 1, 1, 1], seeds[4], -0.08, 0.08)
     gamma = tf.exp(tf.random.stateless_uniform([b, 1, 1, 1], seeds[5], -0.2, 0.2))
-    return tf.clip_by_value(tf.pow(tf.clip_by_value(warped, 1e-4, 1.0), gamma) * gain + bias,
-                            0.0, 1.0)
+    return tf.clip_by_value(
+        tf.pow(tf.clip_by_value(warped, 1e-4, 1.0), gamma) * gain + bias, 0.0, 1.0
+    )
 
 
-def make_dataset(paths: Sequence[str | os.PathLike[str]], image_size: int, batch_size: int,
-                 keep: set[str] | None = None, training: bool = False, augment: bool = True,
-                 seed: int = 0, cache_mb: float = 2048.0, n_examples: int | None = None,
-                 rank_slice: tuple[int, int] | None = None) -> tf.data.Dataset:
+def make_dataset(
+    paths: Sequence[str | os.PathLike[str]],
+    image_size: int,
+    batch_size: int,
+    keep: set[str] | None = None,
+    training: bool = False,
+    augment: bool = True,
+    seed: int = 0,
+    cache_mb: float = 2048.0,
+    n_examples: int | None = None,
+    rank_slice: tuple[int, int] | None = None,
+) -> tf.data.Dataset:
     """Batches of ``({"image", "sex"}, boneage)`` from shards.
 
     ``keep`` restricts to those study ids (a split subset); ``rank_slice``
@@ -87,8 +109,11 @@ def make_dataset(paths: Sequence[str | os.PathLike[str]], image_size: int, batch
     """
     paths = [str(p) for p in paths]
     stored = stored_size(paths) or image_size
-    signature = (tf.TensorSpec((stored, stored, 1), tf.uint8),
-                 tf.TensorSpec((), tf.float32), tf.TensorSpec((), tf.float32))
+    signature = (
+        tf.TensorSpec((stored, stored, 1), tf.uint8),
+        tf.TensorSpec((), tf.float32),
+        tf.TensorSpec((), tf.float32),
+    )
     calls = [0]  # a new shard order on every pass over the data
 
     def generate():
@@ -114,7 +139,10 @@ def make_dataset(paths: Sequence[str | os.PathLike[str]], image_size: int, batch
     if training and augment:
         counter = tf.data.Dataset.counter()
         ds = tf.data.Dataset.zip((ds, counter)).map(
-            lambda xy, i: ({"image": augment_batch(xy[0]["image"], tf.stack([seed, i])),
-                            "sex": xy[0]["sex"]}, xy[1]),
-            num_parallel_calls=tf.data.AUTOTUNE)
+            lambda xy, i: (
+                {"image": augment_batch(xy[0]["image"], tf.stack([seed, i])), "sex": xy[0]["sex"]},
+                xy[1],
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     return ds.prefetch(tf.data.AUTOTUNE)

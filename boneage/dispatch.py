@@ -69,8 +69,12 @@ class SoloComm:
         return [obj]
 
 
-def run_group(shards: Sequence[str], predict: Callable[[str], pd.DataFrame], comm=None,
-              log: Callable[[str], None] = print) -> pd.DataFrame | None:
+def run_group(
+    shards: Sequence[str],
+    predict: Callable[[str], pd.DataFrame],
+    comm=None,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame | None:
     """Predict ``shards`` over the ranks of ``comm``; rank 0 returns the tables in order."""
     if comm is None:
         from mpi4py import MPI
@@ -93,8 +97,10 @@ def run_group(shards: Sequence[str], predict: Callable[[str], pd.DataFrame], com
     while (index := next_index()) is not None:
         start = time.monotonic()
         done[index] = predict(shards[index])
-        log(f"rank {rank}/{size}: {os.path.basename(shards[index])} "
-            f"({len(done[index])} images) in {time.monotonic() - start:.1f} s")
+        log(
+            f"rank {rank}/{size}: {os.path.basename(shards[index])} "
+            f"({len(done[index])} images) in {time.monotonic() - start:.1f} s"
+        )
     if server is not None:
         server.join()
     parts = comm.gather(done, root=0)

@@ -70,8 +70,11 @@ class HorovodDistribution(Distribution):
         import tensorflow as tf
 
         for i, v in enumerate(variables):
-            v.assign(self.hvd.broadcast(tf.convert_to_tensor(v), root_rank=0,
-                                        name=f"boneage.broadcast.{i}"))
+            v.assign(
+                self.hvd.broadcast(
+                    tf.convert_to_tensor(v), root_rank=0, name=f"boneage.broadcast.{i}"
+                )
+            )
 
 
 def set_threads(intra_op: int | None, inter_op: int = 2) -> None:
@@ -85,8 +88,10 @@ def set_threads(intra_op: int | None, inter_op: int = 2) -> None:
         tf.config.threading.set_inter_op_parallelism_threads(inter_op)
     except RuntimeError:
         current = tf.config.threading.get_intra_op_parallelism_threads()
-        print(f"TensorFlow already started; keeping {current or 'default'} intra-op threads",
-              flush=True)
+        print(
+            f"TensorFlow already started; keeping {current or 'default'} intra-op threads",
+            flush=True,
+        )
 
 
 def configure_devices(dist: Distribution, threads: int | None) -> str:

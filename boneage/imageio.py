@@ -119,8 +119,12 @@ def read_header(path: str | os.PathLike[str]):
             fh.seek(max(size - len(_SEQUENCE_END), 0))
             return ds, fh.read() != _SEQUENCE_END
     bits = int(ds.get("BitsAllocated", 8) or 8)
-    values = (int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1) or 1)
-              * int(ds.get("NumberOfFrames", 1) or 1))
+    values = (
+        int(ds.Rows)
+        * int(ds.Columns)
+        * int(ds.get("SamplesPerPixel", 1) or 1)
+        * int(ds.get("NumberOfFrames", 1) or 1)
+    )
     expected = -(-values * bits // 8)
     element_header = 8 if syntax is not None and syntax.is_implicit_VR else 12
     return ds, size < start + element_header + expected

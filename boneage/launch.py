@@ -38,17 +38,27 @@ def gpu_memory_mb() -> float | None:
     if gpu_count() == 0:
         return None
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.total",
-                              "--format=csv,noheader,nounits"], capture_output=True, text=True,
-                             timeout=20)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         return float(out.stdout.split()[0])
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return None
 
 
-def launch_command(command: list[str], ranks: int, cpu_ranks: int, controller: str = "gloo",
-                   gpus: int | None = None, env: dict[str, str] | None = None,
-                   mpi: bool = False, launcher: str = "srun") -> list[str]:
+def launch_command(
+    command: list[str],
+    ranks: int,
+    cpu_ranks: int,
+    controller: str = "gloo",
+    gpus: int | None = None,
+    env: dict[str, str] | None = None,
+    mpi: bool = False,
+    launcher: str = "srun",
+) -> list[str]:
     """The command line that starts ``command`` as the right number of ranks.
 
     ``mpi``: plain MPI ranks (mpi4py), not capped by GPUs or ``cpu_ranks``.
@@ -67,20 +77,37 @@ def launch_command(command: list[str], ranks: int, cpu_ranks: int, controller: s
     if "SLURM_JOB_ID" in env and int(env.get("SLURM_NTASKS", ranks)) >= ranks:
         launcher = launcher or "srun"
         if launcher == "srun":
-            return ["srun", f"--mpi={env.get('BONEAGE_SRUN_MPI', 'pmix')}", "-n", str(ranks),
-                    *command]
+            return [
+                "srun",
+                f"--mpi={env.get('BONEAGE_SRUN_MPI', 'pmix')}",
+                "-n",
+                str(ranks),
+                *command,
+            ]
         return [*launcher.split(), "-n", str(ranks), *command]
     if mpi:
         root = ["--allow-run-as-root"] if os.geteuid() == 0 else []
         return ["mpirun", *root, "--oversubscribe", "-n", str(ranks), *command]
-    return ["horovodrun", "-np", str(ranks), "-H", f"localhost:{ranks}", f"--{controller}",
-            *command]
+    return [
+        "horovodrun",
+        "-np",
+        str(ranks),
+        "-H",
+        f"localhost:{ranks}",
+        f"--{controller}",
+        *command,
+    ]
 
 
-def launch(command: list[str], ranks: int, cpu_ranks: int, controller: str = "gloo",
-           mpi: bool = False, launcher: str = "srun") -> int:
+def launch(
+    command: list[str],
+    ranks: int,
+    cpu_ranks: int,
+    controller: str = "gloo",
+    mpi: bool = False,
+    launcher: str = "srun",
+) -> int:
     """Run ``command`` as ranks (see :func:`launch_command`); return its exit status."""
     line = launch_command(command, ranks, cpu_ranks, controller, mpi=mpi, launcher=launcher)
     print("launch:", " ".join(line), flush=True)
     return subprocess.call(line)
-

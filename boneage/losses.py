@@ -31,7 +31,8 @@ def loss_function(kind: str) -> Callable:
             target = tf.exp(-0.5 * tf.square((centres[None, :] - y) / BIN_WIDTH))
             target /= tf.reduce_sum(target, axis=-1, keepdims=True)
             return tf.reduce_mean(
-                tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=out["logits"]))
+                tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=out["logits"])
+            )
 
         return soft_ce
     raise ValueError(f"unknown loss {kind!r}; choose from {LOSSES}")

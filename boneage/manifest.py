@@ -85,8 +85,9 @@ def _table_reason(r, path: Path, root: Path, seen: set[str]) -> str | None:
         return "missing_label"
     if r.label_status == "unparseable":
         return "unparseable_label"
-    if r.label_status != "unlabelled" and not (np.isfinite(r.boneage)
-                                               and 0 <= r.boneage <= MAX_MONTHS):
+    if r.label_status != "unlabelled" and not (
+        np.isfinite(r.boneage) and 0 <= r.boneage <= MAX_MONTHS
+    ):
         return "impossible_label"
     if r.sex not in ("M", "F"):
         return "missing_sex"
@@ -121,8 +122,13 @@ def plan_shards(checked: pd.DataFrame, shard_size: int) -> list[dict[str, object
     accepted = checked[checked["status"] == "accepted"]
     plan = []
     for block, group in accepted.groupby((accepted["row"] - 1) // shard_size, sort=True):
-        plan.append({"shard": f"s{int(block):05d}", "rows": group["row"].tolist(),
-                     "digest": shard_digest(group)})
+        plan.append(
+            {
+                "shard": f"s{int(block):05d}",
+                "rows": group["row"].tolist(),
+                "digest": shard_digest(group),
+            }
+        )
     return plan
 
 
@@ -135,8 +141,10 @@ def shard_digest(rows: pd.DataFrame) -> str:
             stamp = f"{st.st_size}:{st.st_mtime_ns}"
         except OSError:
             stamp = "missing"
-        h.update(f"{r.row}|{r.id}|{r.sex}|{r.boneage}|{r.label_status}|{r.true_boneage}|"
-                 f"{r.abspath}|{stamp}\n".encode())
+        h.update(
+            f"{r.row}|{r.id}|{r.sex}|{r.boneage}|{r.label_status}|{r.true_boneage}|"
+            f"{r.abspath}|{stamp}\n".encode()
+        )
     return h.hexdigest()[:20]
 
 
@@ -171,6 +179,9 @@ def summarise(manifest: pd.DataFrame) -> dict[str, object]:
         "accepted": int((manifest["status"] == "accepted").sum()),
         "rejected": int(len(rejected)),
         "by_reason": {str(k): int(v) for k, v in rejected["reason"].value_counts().items()},
-        "inverted_corrected": int(((manifest["inverted"].astype(str) == "True")
-                                   & (manifest["status"] == "accepted")).sum()),
+        "inverted_corrected": int(
+            (
+                (manifest["inverted"].astype(str) == "True") & (manifest["status"] == "accepted")
+            ).sum()
+        ),
     }

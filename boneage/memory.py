@@ -133,15 +133,28 @@ def profile_experiment(exp: dict) -> ModelProfile:
     from boneage.models import build_model
 
     size = int(exp["image_size"])
-    model = build_model(exp.get("backbone", "small_cnn"), size, loss=exp.get("loss", "mae"),
-                        sex_mode=exp.get("sex_mode", "input"))
+    model = build_model(
+        exp.get("backbone", "small_cnn"),
+        size,
+        loss=exp.get("loss", "mae"),
+        sex_mode=exp.get("sex_mode", "input"),
+    )
     return profile_model(model, exp.get("backbone", "small_cnn"), size)
 
 
-def estimate(profile: ModelProfile, step: str, batch_size: int, *, optimizer: str = "adamw",
-             threads: int = 1, examples: int = 0,
-             stored_size: int | None = None, cache_mb: float = 2048.0,
-             shard_images: int = 0, tta_views: int = 1) -> MemoryEstimate:
+def estimate(
+    profile: ModelProfile,
+    step: str,
+    batch_size: int,
+    *,
+    optimizer: str = "adamw",
+    threads: int = 1,
+    examples: int = 0,
+    stored_size: int | None = None,
+    cache_mb: float = 2048.0,
+    shard_images: int = 0,
+    tta_views: int = 1,
+) -> MemoryEstimate:
     """Peak memory of one ``step`` ("train" or "predict") process; see the module doc.
 
     ``examples`` is the training examples a rank reads (its cache), and
@@ -153,24 +166,31 @@ def estimate(profile: ModelProfile, step: str, batch_size: int, *, optimizer: st
     stored = stored_size or profile.image_size
     runtime = RUNTIME_MB + THREAD_MB * threads
     weights = 4 * profile.params / MB
-    image_floats = profile.image_size ** 2  # one float32 input image
+    image_floats = profile.image_size**2  # one float32 input image
     if step == "train":
         gradients = 4 * profile.trainable / MB
         optimizer_mb = OPTIMIZER_SLOTS.get(optimizer, 2) * gradients
         activations = BACKWARD * 4 * batch_size * profile.activations / MB
         cached = examples * stored**2 / MB
         runtime += TRAIN_PIPELINE_MB
-        data = (cached if cached <= cache_mb else 0.0) + \
-            min(SHUFFLE_BUFFER, examples or SHUFFLE_BUFFER) * stored**2 / MB + \
-            3 * 4 * batch_size * image_floats / MB  # a batch in flight, prefetched, augmented
+        data = (
+            (cached if cached <= cache_mb else 0.0)
+            + min(SHUFFLE_BUFFER, examples or SHUFFLE_BUFFER) * stored**2 / MB
+            + 3 * 4 * batch_size * image_floats / MB
+        )  # a batch in flight, prefetched, augmented
         return MemoryEstimate(runtime, weights, gradients, optimizer_mb, activations, data)
     activations = 4 * batch_size * profile.activations / MB
     data = shard_images * stored**2 / MB + 2 * 4 * batch_size * image_floats * tta_views / MB
     return MemoryEstimate(runtime, weights, 0.0, 0.0, activations, data)
 
 
-def gpu_batch_size(profile: ModelProfile, gpu_mem_mb: float, optimizer: str = "adamw",
-                   fill: float = 0.85, limit: int = 256) -> int:
+def gpu_batch_size(
+    profile: ModelProfile,
+    gpu_mem_mb: float,
+    optimizer: str = "adamw",
+    fill: float = 0.85,
+    limit: int = 256,
+) -> int:
     """The largest power-of-two training batch whose model state and activations fit a GPU.
 
     Device memory: ``fill`` of the GPU less :data:`GPU_RESERVE_MB`, holding
@@ -181,9 +201,11 @@ def gpu_batch_size(profile: ModelProfile, gpu_mem_mb: float, optimizer: str = "a
     per_image = BACKWARD * 4 * profile.activations / MB
     budget = gpu_mem_mb * fill - GPU_RESERVE_MB - state.model
     if budget < per_image:
-        raise ValueError(f"{profile.backbone} at {profile.image_size} px needs "
-                         f"{state.model + per_image + GPU_RESERVE_MB:,.0f} MB for one image; "
-                         f"the GPU has {gpu_mem_mb:,.0f} MB")
+        raise ValueError(
+            f"{profile.backbone} at {profile.image_size} px needs "
+            f"{state.model + per_image + GPU_RESERVE_MB:,.0f} MB for one image; "
+            f"the GPU has {gpu_mem_mb:,.0f} MB"
+        )
     batch = 1
     while batch * 2 <= limit and batch * 2 * per_image <= budget:
         batch *= 2

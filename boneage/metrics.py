@@ -56,10 +56,15 @@ def band_of(months: np.ndarray) -> np.ndarray:
 def breakdown(frame: pd.DataFrame, ref: str) -> dict[str, object]:
     """Scores overall, by sex and by age band of ``frame[ref]`` (needs ``pred``, ``sex``)."""
     result: dict[str, object] = {"all": score(frame["pred"].to_numpy(), frame[ref].to_numpy())}
-    result["by_sex"] = {str(s): score(g["pred"].to_numpy(), g[ref].to_numpy())
-                        for s, g in frame.groupby("sex")}
+    result["by_sex"] = {
+        str(s): score(g["pred"].to_numpy(), g[ref].to_numpy()) for s, g in frame.groupby("sex")
+    }
     bands = band_of(frame[ref].to_numpy())
-    result["by_band"] = {f"{lo}-{hi} y": score(frame["pred"].to_numpy()[bands == f"{lo}-{hi} y"],
-                                               frame[ref].to_numpy()[bands == f"{lo}-{hi} y"])
-                         for lo, hi in AGE_BANDS}
+    result["by_band"] = {
+        f"{lo}-{hi} y": score(
+            frame["pred"].to_numpy()[bands == f"{lo}-{hi} y"],
+            frame[ref].to_numpy()[bands == f"{lo}-{hi} y"],
+        )
+        for lo, hi in AGE_BANDS
+    }
     return result

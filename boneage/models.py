@@ -71,12 +71,14 @@ def _conv_block(x, filters: int, name: str):
 
 def small_cnn(image, weights: str | None, prefix: str):
     """A small VGG-style CNN (~0.2 M parameters) for CPUs."""
-    x = layers.Conv2D(24, 5, strides=2, padding="same", activation="relu",
-                      name=f"{prefix}stem")(image)
+    x = layers.Conv2D(24, 5, strides=2, padding="same", activation="relu", name=f"{prefix}stem")(
+        image
+    )
     for i, filters in enumerate((32, 48, 64, 96)):
         x = _conv_block(x, filters, f"{prefix}block{i + 1}")
-    return layers.Concatenate(name=f"{prefix}pool")([layers.GlobalAveragePooling2D()(x),
-                                                     layers.GlobalMaxPooling2D()(x)])
+    return layers.Concatenate(name=f"{prefix}pool")(
+        [layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)]
+    )
 
 
 def _application(factory: Callable, scale: float, offset: float) -> Callable:
@@ -85,8 +87,13 @@ def _application(factory: Callable, scale: float, offset: float) -> Callable:
     def features(image, weights: str | None, prefix: str):
         x = layers.Concatenate(name=f"{prefix}grey_to_rgb")([image, image, image])
         x = layers.Rescaling(scale, offset, name=f"{prefix}input_range")(x)
-        base = factory(include_top=False, weights=weights, input_shape=tuple(x.shape[1:]),
-                       pooling="avg", name=f"{prefix}{factory.__name__.lower()}")
+        base = factory(
+            include_top=False,
+            weights=weights,
+            input_shape=tuple(x.shape[1:]),
+            pooling="avg",
+            name=f"{prefix}{factory.__name__.lower()}",
+        )
         return base(x)
 
     return features
@@ -106,8 +113,17 @@ HEADS = {"inceptionv3": ((1000, 1000), 32)}
 DEFAULT_HEAD = ((128,), 16)
 
 
-def _tower(image, sex, backbone: str, weights: str | None, loss: str, target_mean: float,
-           target_sd: float, dropout: float, prefix: str) -> dict:
+def _tower(
+    image,
+    sex,
+    backbone: str,
+    weights: str | None,
+    loss: str,
+    target_mean: float,
+    target_sd: float,
+    dropout: float,
+    prefix: str,
+) -> dict:
     """Backbone + sex branch + head for one tower; returns its outputs."""
     features = BACKBONES[backbone](image, weights, prefix)
     units, sex_units = HEADS.get(backbone, DEFAULT_HEAD)
@@ -121,16 +137,26 @@ def _tower(image, sex, backbone: str, weights: str | None, loss: str, target_mea
     if loss == "classification":
         # Outputs in float32 under a mixed policy: softmax and the age scale need the range.
         logits = layers.Dense(len(BIN_CENTRES), dtype="float32", name=f"{prefix}logits")(x)
-        return {"months": ExpectedAge(dtype="float32", name=f"{prefix}expected")(logits),
-                "logits": logits}
+        return {
+            "months": ExpectedAge(dtype="float32", name=f"{prefix}expected")(logits),
+            "logits": logits,
+        }
     x = layers.Dense(1, dtype="float32", name=f"{prefix}head_out")(x)
-    return {"months": OutputScale(target_mean, target_sd, dtype="float32",
-                                  name=f"{prefix}months")(x)}
+    return {
+        "months": OutputScale(target_mean, target_sd, dtype="float32", name=f"{prefix}months")(x)
+    }
 
 
-def build_model(backbone: str, image_size: int, target_mean: float = 127.0,
-                target_sd: float = 41.0, loss: str = "mae", sex_mode: str = "input",
-                weights: str | None = None, dropout: float = 0.2) -> keras.Model:
+def build_model(
+    backbone: str,
+    image_size: int,
+    target_mean: float = 127.0,
+    target_sd: float = 41.0,
+    loss: str = "mae",
+    sex_mode: str = "input",
+    weights: str | None = None,
+    dropout: float = 0.2,
+) -> keras.Model:
     """Build a model; ``target_mean``/``target_sd`` set the regression output scale (months)."""
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose from {sorted(BACKBONES)}")

@@ -23,9 +23,13 @@ def to_model_input(model, images: np.ndarray) -> np.ndarray:
     return x
 
 
-def predict_shard(model_path, shard_path: str | os.PathLike[str],
-                  batch_size: int = 64, threads: int | None = None,
-                  tta: bool = False) -> pd.DataFrame:
+def predict_shard(
+    model_path,
+    shard_path: str | os.PathLike[str],
+    batch_size: int = 64,
+    threads: int | None = None,
+    tta: bool = False,
+) -> pd.DataFrame:
     """Run the saved model over a shard; one row per image (columns: PREDICTION_COLUMNS).
 
     ``model_path`` is a saved model, or a loaded one (grouped prediction loads
@@ -43,13 +47,22 @@ def predict_shard(model_path, shard_path: str | os.PathLike[str],
     shard = read_shard(shard_path)
     preds = np.zeros(len(shard), np.float32)
     for i in range(0, len(shard), batch_size):
-        x = to_model_input(model, shard.images[i:i + batch_size])
-        sex = shard.sex[i:i + batch_size].astype(np.float32)[:, None]
+        x = to_model_input(model, shard.images[i : i + batch_size])
+        sex = shard.sex[i : i + batch_size].astype(np.float32)[:, None]
         views = [np.asarray(v) for v in tta_views(tf.constant(x))] if tta else [x]
-        outs = [np.asarray(model({"image": v, "sex": sex}, training=False)["months"])[:, 0]
-                for v in views]
-        preds[i:i + batch_size] = np.mean(outs, axis=0)
-    return pd.DataFrame({
-        "id": shard.ids, "row": shard.row, "sex": np.where(shard.sex == 1, "M", "F"),
-        "boneage": shard.boneage, "true_boneage": shard.true, "pred": np.round(preds, 2),
-    }, columns=PREDICTION_COLUMNS)
+        outs = [
+            np.asarray(model({"image": v, "sex": sex}, training=False)["months"])[:, 0]
+            for v in views
+        ]
+        preds[i : i + batch_size] = np.mean(outs, axis=0)
+    return pd.DataFrame(
+        {
+            "id": shard.ids,
+            "row": shard.row,
+            "sex": np.where(shard.sex == 1, "M", "F"),
+            "boneage": shard.boneage,
+            "true_boneage": shard.true,
+            "pred": np.round(preds, 2),
+        },
+        columns=PREDICTION_COLUMNS,
+    )

@@ -19,7 +19,7 @@ def pad_square(img: np.ndarray, fill: float) -> np.ndarray:
     side = max(rows, cols)
     out = np.full((side, side), fill, dtype=img.dtype)
     r0, c0 = (side - rows) // 2, (side - cols) // 2
-    out[r0:r0 + rows, c0:c0 + cols] = img
+    out[r0 : r0 + rows, c0 : c0 + cols] = img
     return out
 
 
@@ -39,12 +39,13 @@ def blur_image(image: np.ndarray, sigma: float) -> np.ndarray:
     k /= k.sum()
     out = image
     for axis in (0, 1):
-        padded = np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)],
-                        mode="edge")
+        padded = np.pad(
+            out, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)], mode="edge"
+        )
         acc = np.zeros_like(out)
         n = out.shape[axis]
         for i, w in enumerate(k):
-            acc += w * (padded[i:i + n] if axis == 0 else padded[:, i:i + n])
+            acc += w * (padded[i : i + n] if axis == 0 else padded[:, i : i + n])
         out = acc
     return out
 
@@ -53,8 +54,9 @@ def border_level(img: np.ndarray, frac: float = 0.04) -> float:
     """Median grey level of the outer frame (the background on a radiograph)."""
     rows, cols = img.shape
     br, bc = max(1, int(rows * frac)), max(1, int(cols * frac))
-    frame = np.concatenate([img[:br].ravel(), img[-br:].ravel(), img[:, :bc].ravel(),
-                            img[:, -bc:].ravel()])
+    frame = np.concatenate(
+        [img[:br].ravel(), img[-br:].ravel(), img[:, :bc].ravel(), img[:, -bc:].ravel()]
+    )
     return float(np.median(frame))
 
 
@@ -68,6 +70,7 @@ def prepare(img: np.ndarray, size: int) -> np.ndarray:
     scale = size / max(rows, cols)
     shape = (max(1, round(rows * scale)), max(1, round(cols * scale)))
     im = Image.fromarray(img.astype(np.float32, copy=False))  # mode "F"
-    fitted = np.asarray(im.resize(shape[::-1], Image.Resampling.BILINEAR, reducing_gap=2.0),
-                        dtype=np.float32)
+    fitted = np.asarray(
+        im.resize(shape[::-1], Image.Resampling.BILINEAR, reducing_gap=2.0), dtype=np.float32
+    )
     return stretch(pad_square(fitted, border_level(img)))

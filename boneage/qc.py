@@ -46,13 +46,49 @@ MIN_COHERENCE = 0.76
 #: Grey-level spread (1st-99th percentile, smoothed) below which a film is blank.
 MIN_CONTRAST = 0.1
 #: BodyPartExamined values (DICOM, upper case) of a hand film; any other known part rejects.
-HAND_PARTS = {"HAND", "HANDS", "WRIST", "FINGER", "FINGERS", "CARPUS", "BONE AGE", "BONEAGE",
-              "UPPER EXTREMITY", "UPPEREXTREMITY", "ARM", "EXTREMITY"}
+HAND_PARTS = {
+    "HAND",
+    "HANDS",
+    "WRIST",
+    "FINGER",
+    "FINGERS",
+    "CARPUS",
+    "BONE AGE",
+    "BONEAGE",
+    "UPPER EXTREMITY",
+    "UPPEREXTREMITY",
+    "ARM",
+    "EXTREMITY",
+}
 #: DICOM Modality values of a radiograph (or a scanned or exported film).
 RADIOGRAPH_MODALITIES = {"CR", "DX", "DR", "RG", "PX", "OT", "SC"}
-OTHER_PARTS = {"CHEST", "THORAX", "LUNG", "ABDOMEN", "PELVIS", "HIP", "KNEE", "LEG", "FOOT",
-               "ANKLE", "SKULL", "HEAD", "BRAIN", "SPINE", "CSPINE", "TSPINE", "LSPINE",
-               "SHOULDER", "ELBOW", "BREAST", "NECK", "FEMUR", "TIBIA", "HEART", "SINUS"}
+OTHER_PARTS = {
+    "CHEST",
+    "THORAX",
+    "LUNG",
+    "ABDOMEN",
+    "PELVIS",
+    "HIP",
+    "KNEE",
+    "LEG",
+    "FOOT",
+    "ANKLE",
+    "SKULL",
+    "HEAD",
+    "BRAIN",
+    "SPINE",
+    "CSPINE",
+    "TSPINE",
+    "LSPINE",
+    "SHOULDER",
+    "ELBOW",
+    "BREAST",
+    "NECK",
+    "FEMUR",
+    "TIBIA",
+    "HEART",
+    "SINUS",
+}
 
 
 @dataclass(frozen=True)
@@ -70,8 +106,14 @@ class Finger:
     @property
     def is_finger(self) -> bool:
         """Thin, elongated, long enough, attached to a palm, with a free end."""
-        return (self.free and self.palm > 0 and self.elongation >= 1.8 and self.area >= 0.1
-                and self.length >= 0.6 and self.width <= 1.0)
+        return (
+            self.free
+            and self.palm > 0
+            and self.elongation >= 1.8
+            and self.area >= 0.1
+            and self.length >= 0.6
+            and self.width <= 1.0
+        )
 
 
 @dataclass(frozen=True)
@@ -93,7 +135,7 @@ class QCResult:
 def is_inverted(img: np.ndarray) -> bool:
     """True when the frame is brighter than the centre (white background)."""
     rows, cols = img.shape
-    centre = img[rows // 4: 3 * rows // 4, cols // 4: 3 * cols // 4]
+    centre = img[rows // 4 : 3 * rows // 4, cols // 4 : 3 * cols // 4]
     return border_level(img) > float(np.mean(centre))
 
 
@@ -147,8 +189,16 @@ def protrusions(sil: np.ndarray) -> list[Finger]:
     return found
 
 
-def _measure(r: np.ndarray, c: np.ndarray, base: np.ndarray, palm: int, dist: np.ndarray,
-             radius: float, rows: int, cols: int) -> Finger:
+def _measure(
+    r: np.ndarray,
+    c: np.ndarray,
+    base: np.ndarray,
+    palm: int,
+    dist: np.ndarray,
+    radius: float,
+    rows: int,
+    cols: int,
+) -> Finger:
     """Sizes and direction of one protrusion (pixel coordinates ``r, c``)."""
     low, high = np.linalg.eigvalsh(np.cov(np.stack([r, c])))
     if base.any():
@@ -183,9 +233,13 @@ def hand_fingers(fingers: list[Finger]) -> int:
     real = [f for f in fingers if f.is_finger]
     best = 0
     for f in real:
-        together = [g for g in real if g.palm == f.palm
-                    and f.direction[0] * g.direction[0] + f.direction[1] * g.direction[1]
-                    >= FINGER_SPREAD_COS]
+        together = [
+            g
+            for g in real
+            if g.palm == f.palm
+            and f.direction[0] * g.direction[0] + f.direction[1] * g.direction[1]
+            >= FINGER_SPREAD_COS
+        ]
         best = max(best, len(together))
     return best
 
@@ -269,16 +323,19 @@ def check(img: np.ndarray, body_part: object = None, modality: object = None) ->
     lo, hi = np.percentile(small, [1, 99])
     contrast = float(hi - lo)  # after smoothing: noise alone is no contrast
     if contrast < MIN_CONTRAST:
-        return QCResult(False, False, "no_hand", 0, contrast,
-                        f"contrast {contrast:.2f} < {MIN_CONTRAST}")
+        return QCResult(
+            False, False, "no_hand", 0, contrast, f"contrast {contrast:.2f} < {MIN_CONTRAST}"
+        )
     inverted = is_inverted(small)
     upright = 1.0 - small if inverted else small
     coh = coherence(upright)
     if coh < MIN_COHERENCE:
-        return QCResult(inverted, False, "no_hand", 0, contrast,
-                        f"coherence {coh:.2f} < {MIN_COHERENCE}")
+        return QCResult(
+            inverted, False, "no_hand", 0, contrast, f"coherence {coh:.2f} < {MIN_COHERENCE}"
+        )
     fingers = count_fingers(upright)
     is_hand = fingers >= MIN_FINGERS
     rule = f"fingers {fingers} {'>=' if is_hand else '<'} {MIN_FINGERS}"
-    return QCResult(inverted and is_hand, is_hand, None if is_hand else "no_hand", fingers,
-                    contrast, rule)
+    return QCResult(
+        inverted and is_hand, is_hand, None if is_hand else "no_hand", fingers, contrast, rule
+    )

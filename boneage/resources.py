@@ -70,10 +70,12 @@ class NodePlan:
         """One line for people: this plan against one single-threaded process per slot."""
         procs = f"{self.processes} process{'es' if self.processes != 1 else ''}"
         threads = f"{self.threads} thread{'s' if self.threads != 1 else ''}"
-        return (f"{procs} x {threads} = {self.busy_cores} of "
-                f"{self.node_cores} cores busy, {self.processes * self.proc_mem_mb} of "
-                f"{self.node_mem_mb} MB memory (single-threaded: {self.processes} of "
-                f"{self.node_cores} cores)")
+        return (
+            f"{procs} x {threads} = {self.busy_cores} of "
+            f"{self.node_cores} cores busy, {self.processes * self.proc_mem_mb} of "
+            f"{self.node_mem_mb} MB memory (single-threaded: {self.processes} of "
+            f"{self.node_cores} cores)"
+        )
 
 
 def parse_size_mb(text: str | int) -> int:
@@ -87,8 +89,9 @@ def parse_size_mb(text: str | int) -> int:
     return int(float(m.group(1)) * scale)
 
 
-def plan_node(node_mem_mb: int, node_cores: int, proc_mem_mb: int,
-              reserve_mb: int = NODE_RESERVE_MB) -> NodePlan:
+def plan_node(
+    node_mem_mb: int, node_cores: int, proc_mem_mb: int, reserve_mb: int = NODE_RESERVE_MB
+) -> NodePlan:
     """Memory decides how many processes fit; threads fill the cores it would leave idle.
 
     processes = min(cores, floor((node memory - reserve) / per-process memory));
@@ -96,8 +99,10 @@ def plan_node(node_mem_mb: int, node_cores: int, proc_mem_mb: int,
     """
     fits = (node_mem_mb - reserve_mb) // proc_mem_mb
     if fits < 1:
-        raise ValueError(f"one process needs {proc_mem_mb} MB but the node has "
-                         f"{node_mem_mb - reserve_mb} MB after the {reserve_mb} MB reserve")
+        raise ValueError(
+            f"one process needs {proc_mem_mb} MB but the node has "
+            f"{node_mem_mb - reserve_mb} MB after the {reserve_mb} MB reserve"
+        )
     processes = min(node_cores, fits)
     return NodePlan(processes, node_cores // processes, node_cores, node_mem_mb, proc_mem_mb)
 
@@ -118,10 +123,12 @@ class Node:
         found = slurm_node() if slurm and not (mem and cores) else None
         if found:
             mem, cores = mem or found[0], cores or found[1]
-        return cls(parse_size_mb(mem) if mem else machine_memory_mb(reserve_mb=0),
-                   int(cores or os.cpu_count() or 1),
-                   parse_size_mb(cluster.get("reserve", NODE_RESERVE_MB)),
-                   float(cluster.get("memory_margin", 0.2)))
+        return cls(
+            parse_size_mb(mem) if mem else machine_memory_mb(reserve_mb=0),
+            int(cores or os.cpu_count() or 1),
+            parse_size_mb(cluster.get("reserve", NODE_RESERVE_MB)),
+            float(cluster.get("memory_margin", 0.2)),
+        )
 
 
 def slurm_node() -> tuple[int, int] | None:
@@ -130,8 +137,12 @@ def slurm_node() -> tuple[int, int] | None:
     None where sinfo is missing or answers nothing usable.
     """
     try:
-        out = subprocess.run(["sinfo", "--noheader", "--format", "%P %m %c"],
-                             capture_output=True, text=True, timeout=30)
+        out = subprocess.run(
+            ["sinfo", "--noheader", "--format", "%P %m %c"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     rows = [line.split() for line in out.stdout.splitlines() if len(line.split()) == 3]
@@ -155,9 +166,15 @@ def with_margin(peak_mb: float, margin: float = 0.2) -> int:
     return int(peak_mb * (1 + margin)) + JOB_OVERHEAD_MB
 
 
-def predict_memory_mb(profile: str | None, calibration: str | None, image_size: int,
-                      shard_size: int, batch_size: int = 64, tta: bool = False,
-                      margin: float = 0.2) -> tuple[int, str]:
+def predict_memory_mb(
+    profile: str | None,
+    calibration: str | None,
+    image_size: int,
+    shard_size: int,
+    batch_size: int = 64,
+    tta: bool = False,
+    margin: float = 0.2,
+) -> tuple[int, str]:
     """Memory (MB) to ask for one predict process, and where the figure comes from.
 
     The calibration's measured peak RSS when it exists, else the model-based
@@ -171,14 +188,21 @@ def predict_memory_mb(profile: str | None, calibration: str | None, image_size: 
     if prof:
         from boneage.memory import ModelProfile, estimate
 
-        est = estimate(ModelProfile(**prof), "predict", batch_size, shard_images=shard_size,
-                       stored_size=image_size, tta_views=5 if tta else 1)
+        est = estimate(
+            ModelProfile(**prof),
+            "predict",
+            batch_size,
+            shard_images=shard_size,
+            stored_size=image_size,
+            tta_views=5 if tta else 1,
+        )
         return with_margin(est.total, margin), "estimated"
     return estimate_mem_mb("predict", image_size, shard_size, batch_size), "default"
 
 
-def train_memory_mb(profile: str | None, exp: dict, ranks: int, examples: int,
-                    image_size: int, margin: float = 0.2) -> int:
+def train_memory_mb(
+    profile: str | None, exp: dict, ranks: int, examples: int, image_size: int, margin: float = 0.2
+) -> int:
     """Memory (MB) of a train job: its ranks, each holding the model and its data share."""
     from boneage.memory import ModelProfile, estimate, host_batch
 
@@ -187,7 +211,12 @@ def train_memory_mb(profile: str | None, exp: dict, ranks: int, examples: int,
     if not prof:
         return ranks * estimate_mem_mb("train", image_size, 0, batch)
 
-    est = estimate(ModelProfile(**prof), "train", batch,
-                   optimizer=exp.get("optimizer", "adamw"), examples=examples // max(ranks, 1),
-                   stored_size=image_size)
+    est = estimate(
+        ModelProfile(**prof),
+        "train",
+        batch,
+        optimizer=exp.get("optimizer", "adamw"),
+        examples=examples // max(ranks, 1),
+        stored_size=image_size,
+    )
     return with_margin(ranks * est.total, margin)

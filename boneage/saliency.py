@@ -31,8 +31,9 @@ def select_examples(frame: pd.DataFrame, n: int = EXAMPLES) -> pd.DataFrame:
     return pd.concat([typical.assign(kind="typical"), worst])
 
 
-def saliency_maps(model, images: np.ndarray, sex: np.ndarray, samples: int = 8,
-                  noise: float = 0.05, seed: int = 0) -> np.ndarray:
+def saliency_maps(
+    model, images: np.ndarray, sex: np.ndarray, samples: int = 8, noise: float = 0.05, seed: int = 0
+) -> np.ndarray:
     """SmoothGrad maps (uint8, shape (B, S, S)) of ``months`` w.r.t. float images (B, S, S, 1)."""
     import tensorflow as tf
 
@@ -53,8 +54,12 @@ def saliency_maps(model, images: np.ndarray, sex: np.ndarray, samples: int = 8,
     return np.clip(maps / np.maximum(top, 1e-12) * 255, 0, 255).astype(np.uint8)
 
 
-def explain_cohort(model_path: str | os.PathLike[str], predictions: pd.DataFrame,
-                   shards: list[str], out: str | os.PathLike[str]) -> int:
+def explain_cohort(
+    model_path: str | os.PathLike[str],
+    predictions: pd.DataFrame,
+    shards: list[str],
+    out: str | os.PathLike[str],
+) -> int:
     """Write examples and their saliency maps of one cohort to ``out`` (.npz); return count."""
     from boneage.models import load_model
     from boneage.predict import to_model_input
@@ -77,9 +82,14 @@ def explain_cohort(model_path: str | os.PathLike[str], predictions: pd.DataFrame
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as fh:
             # plain string arrays: the report loads this file without pickle
-            np.savez_compressed(fh, ids=np.asarray(chosen["id"], dtype=str),
-                                kind=np.asarray(chosen["kind"], dtype=str),
-                                sex=np.asarray(chosen["sex"], dtype=str),
-                                label=chosen["boneage"].to_numpy(), pred=chosen["pred"].to_numpy(),
-                                images=(x[..., 0] * 255).astype(np.uint8), maps=maps)
+            np.savez_compressed(
+                fh,
+                ids=np.asarray(chosen["id"], dtype=str),
+                kind=np.asarray(chosen["kind"], dtype=str),
+                sex=np.asarray(chosen["sex"], dtype=str),
+                label=chosen["boneage"].to_numpy(),
+                pred=chosen["pred"].to_numpy(),
+                images=(x[..., 0] * 255).astype(np.uint8),
+                maps=maps,
+            )
     return len(chosen)

@@ -55,8 +55,13 @@ class Shard:
 def write_shard(path: str | os.PathLike[str], shard: Shard) -> None:
     """Write ``shard`` atomically; the format follows the suffix (.zarr or .h5)."""
     path = Path(path)
-    arrays = {"images": shard.images, "sex": shard.sex, "boneage": shard.boneage,
-              "true": shard.true, "row": shard.row}
+    arrays = {
+        "images": shard.images,
+        "sex": shard.sex,
+        "boneage": shard.boneage,
+        "true": shard.true,
+        "row": shard.row,
+    }
     if path.suffix == ".zarr":
         import zarr
         from zarr.storage import LocalStore
@@ -76,10 +81,12 @@ def write_shard(path: str | os.PathLike[str], shard: Shard) -> None:
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
             for name, data in arrays.items():
                 chunks = (min(CHUNK, max(len(data), 1)),) + data.shape[1:] if len(data) else None
-                f.create_dataset(name, data=data, chunks=chunks,
-                                 compression="gzip" if name == "images" else None)
-            f.create_dataset("ids", data=np.array(shard.ids, dtype=object),
-                             dtype=h5py.string_dtype())
+                f.create_dataset(
+                    name, data=data, chunks=chunks, compression="gzip" if name == "images" else None
+                )
+            f.create_dataset(
+                "ids", data=np.array(shard.ids, dtype=object), dtype=h5py.string_dtype()
+            )
     else:
         raise ValueError(f"unknown shard format for {path} (use .zarr or .h5)")
 
@@ -87,8 +94,9 @@ def write_shard(path: str | os.PathLike[str], shard: Shard) -> None:
 def read_shard(path: str | os.PathLike[str], images: bool = True) -> Shard:
     """Read a shard into memory; ``images=False`` skips the pixels (labels only)."""
     path = Path(path)
-    names = ("images", "sex", "boneage", "true", "row") if images else ("sex", "boneage", "true",
-                                                                           "row")
+    names = (
+        ("images", "sex", "boneage", "true", "row") if images else ("sex", "boneage", "true", "row")
+    )
     if path.suffix == ".zarr":
         import zarr
 
@@ -119,8 +127,9 @@ def stored_size(paths: list[str]) -> int | None:
     return None
 
 
-def build_shard(rows: pd.DataFrame, out: str | os.PathLike[str], size: int,
-                shard_name: str) -> pd.DataFrame:
+def build_shard(
+    rows: pd.DataFrame, out: str | os.PathLike[str], size: int, shard_name: str
+) -> pd.DataFrame:
     """Decode, QC and preprocess ``rows`` (manifest rows with ``abspath``) into one shard.
 
     Returns the per-row verdicts (:data:`VERDICT_COLUMNS`; ``qc`` is the rule
@@ -128,8 +137,9 @@ def build_shard(rows: pd.DataFrame, out: str | os.PathLike[str], size: int,
     with its reason, never raised.
     """
     images, keep, verdicts = [], [], []
-    for r in tqdm(rows.itertuples(index=False), total=len(rows), desc=shard_name, unit="img",
-                  mininterval=5.0):
+    for r in tqdm(
+        rows.itertuples(index=False), total=len(rows), desc=shard_name, unit="img", mininterval=5.0
+    ):
         reason, inverted, rule = None, False, ""
         try:
             img = decode(r.abspath, max_side=max(2 * size, 512))  # enough for QC and resize
@@ -140,9 +150,16 @@ def build_shard(rows: pd.DataFrame, out: str | os.PathLike[str], size: int,
                 keep.append(r)
         except DecodeError as exc:
             reason, rule = exc.reason, exc.detail
-        verdicts.append({"row": r.row, "status": "rejected" if reason else "accepted",
-                         "reason": reason, "inverted": inverted, "shard": shard_name,
-                         "qc": rule})
+        verdicts.append(
+            {
+                "row": r.row,
+                "status": "rejected" if reason else "accepted",
+                "reason": reason,
+                "inverted": inverted,
+                "shard": shard_name,
+                "qc": rule,
+            }
+        )
     shard = Shard(
         images=(np.stack(images)[..., None] if images else np.zeros((0, size, size, 1), np.uint8)),
         sex=np.array([1 if r.sex == "M" else 0 for r in keep], np.uint8),

@@ -30,7 +30,13 @@ def make_split(manifest: pd.DataFrame, seed: int, val: float, test: float) -> pd
     accepted = manifest[manifest["status"] == "accepted"]
     patients = accepted["patient"].astype(str)
     subsets = {p: subset_of(p, seed, val, test) for p in patients.unique()}
-    return pd.DataFrame({"id": accepted["id"].astype(str).values, "patient": patients.values,
-                         "subset": patients.map(subsets).values,
-                         "label_status": (accepted["label_status"].values
-                                          if "label_status" in accepted else "exact")})
+    return pd.DataFrame(
+        {
+            "id": accepted["id"].astype(str).values,
+            "patient": patients.values,
+            "subset": patients.map(subsets).values,
+            "label_status": (
+                accepted["label_status"].values if "label_status" in accepted else "exact"
+            ),
+        }
+    )

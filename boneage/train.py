@@ -68,8 +68,14 @@ def resolve_batch_size(exp: Experiment) -> Experiment:
     gpu_mb = gpu_memory_mb()
     if gpu_mb is None:
         return replace(exp, batch_size=32)
-    profile = profile_experiment({"backbone": exp.backbone, "image_size": exp.image_size,
-                                  "loss": exp.loss, "sex_mode": exp.sex_mode})
+    profile = profile_experiment(
+        {
+            "backbone": exp.backbone,
+            "image_size": exp.image_size,
+            "loss": exp.loss,
+            "sex_mode": exp.sex_mode,
+        }
+    )
     batch = gpu_batch_size(profile, gpu_mb, exp.optimizer)
     print(f"batch_size auto: {batch} per GPU ({gpu_mb:,.0f} MB)", flush=True)
     return replace(exp, batch_size=batch)
@@ -158,12 +164,18 @@ def label_stats(meta: dict, keep: set[str]) -> tuple[float, float, int]:
 def rank_share(shards: list[str], dist: Distribution) -> tuple[list[str], tuple[int, int] | None]:
     """This rank's shards, and an example-level (rank, size) slice when shards are too few."""
     if len(shards) >= dist.size:
-        return shards[dist.rank::dist.size], None
+        return shards[dist.rank :: dist.size], None
     return shards, (dist.rank, dist.size)
 
 
-def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_dir: str,
-                 dist: Distribution | None = None, threads: int | None = None) -> dict[str, Any]:
+def run_training(
+    exp: Experiment,
+    shards: list[str],
+    split: pd.DataFrame,
+    out_dir: str,
+    dist: Distribution | None = None,
+    threads: int | None = None,
+) -> dict[str, Any]:
     """Train ``exp`` on the ``train`` subset of ``shards``; validate on ``val``.
 
     Returns the summary also written to ``out_dir/train.json``.
@@ -178,8 +190,14 @@ def run_training(exp: Experiment, shards: list[str], split: pd.DataFrame, out_di
         set_precision(previous)
 
 
-def _train(exp: Experiment, shards: list[str], split: pd.DataFrame, out_dir: str,
-           dist: Distribution, device: str) -> dict[str, Any]:
+def _train(
+    exp: Experiment,
+    shards: list[str],
+    split: pd.DataFrame,
+    out_dir: str,
+    dist: Distribution,
+    device: str,
+) -> dict[str, Any]:
     """The training loop of :func:`run_training` (devices and precision already set)."""
     import keras
     import tensorflow as tf
@@ -205,11 +223,20 @@ def _train(exp: Experiment, shards: list[str], split: pd.DataFrame, out_dir: str
         return sum(sid in keep for p in mine for sid in meta[p].ids)
 
     steps = max(1, math.ceil(n_train / (exp.batch_size * dist.size)))
-    train_ds = make_dataset(mine, exp.image_size, exp.batch_size, keep=train_ids, training=True,
-                            augment=exp.augment, seed=exp.seed + 7919 * dist.rank,
-                            n_examples=count(train_ids), rank_slice=example_slice)
-    val_ds = make_dataset(mine, exp.image_size, 64, keep=val_ids, rank_slice=example_slice,
-                          n_examples=count(val_ids))
+    train_ds = make_dataset(
+        mine,
+        exp.image_size,
+        exp.batch_size,
+        keep=train_ids,
+        training=True,
+        augment=exp.augment,
+        seed=exp.seed + 7919 * dist.rank,
+        n_examples=count(train_ids),
+        rank_slice=example_slice,
+    )
+    val_ds = make_dataset(
+        mine, exp.image_size, 64, keep=val_ids, rank_slice=example_slice, n_examples=count(val_ids)
+    )
 
     state_file = ckpt_dir / "state.json"
     start_epoch, history = 0, []
@@ -221,8 +248,15 @@ def _train(exp: Experiment, shards: list[str], split: pd.DataFrame, out_dir: str
         if dist.is_chief:
             print(f"resuming {exp.name} after epoch {start_epoch}/{exp.epochs}", flush=True)
     else:
-        model = build_model(exp.backbone, exp.image_size, mean, sd, loss=exp.loss,
-                            sex_mode=exp.sex_mode, weights=exp.weights)
+        model = build_model(
+            exp.backbone,
+            exp.image_size,
+            mean,
+            sd,
+            loss=exp.loss,
+            sex_mode=exp.sex_mode,
+            weights=exp.weights,
+        )
         optimizer = make_optimizer(exp, learning_rate(exp, 0, dist.size))
         if exp.precision == "mixed_float16":  # float16 gradients underflow without scaling
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
@@ -238,9 +272,12 @@ def _train(exp: Experiment, shards: list[str], split: pd.DataFrame, out_dir: str
         return tf.reduce_sum(tf.abs(pred - y)), tf.cast(tf.shape(y)[0], tf.float32)
 
     if dist.is_chief:
-        print(f"{exp.name}: {exp.backbone}, {n_train} training images, {dist.size} rank(s) "
-              f"on {device}, {steps} steps/epoch, {exp.precision}"
-              f"{', XLA' if exp.xla else ''}", flush=True)
+        print(
+            f"{exp.name}: {exp.backbone}, {n_train} training images, {dist.size} rank(s) "
+            f"on {device}, {steps} steps/epoch, {exp.precision}"
+            f"{', XLA' if exp.xla else ''}",
+            flush=True,
+        )
     batches = iter(train_ds)
     best = min((h["val_mae"] for h in history), default=float("inf"))
     for epoch in range(start_epoch, exp.epochs):
@@ -255,23 +292,39 @@ def _train(exp: Experiment, shards: list[str], split: pd.DataFrame, out_dir: str
             err, n = err + float(e), n + float(k)
         total = dist.average(n)
         val_mae = dist.average(err) / total if total else float("nan")
-        row = {"epoch": epoch + 1, "loss": dist.average(float(np.mean(losses))),
-               "val_mae": val_mae, "lr": lr, "seconds": round(seconds, 2),
-               "images_per_s": round(steps * exp.batch_size * dist.size / seconds, 1)}
+        row = {
+            "epoch": epoch + 1,
+            "loss": dist.average(float(np.mean(losses))),
+            "val_mae": val_mae,
+            "lr": lr,
+            "seconds": round(seconds, 2),
+            "images_per_s": round(steps * exp.batch_size * dist.size / seconds, 1),
+        }
         history.append(row)
         if dist.is_chief:
-            print(f"epoch {epoch + 1}/{exp.epochs} loss {row['loss']:.3f} val_mae "
-                  f"{val_mae:.2f} lr {lr:.2e} {row['images_per_s']:.0f} img/s", flush=True)
+            print(
+                f"epoch {epoch + 1}/{exp.epochs} loss {row['loss']:.3f} val_mae "
+                f"{val_mae:.2f} lr {lr:.2e} {row['images_per_s']:.0f} img/s",
+                flush=True,
+            )
             if val_mae < best:
                 best = val_mae
                 save_keras(model.save_weights, ckpt_dir / "best.weights.h5")
             save_keras(model.save, ckpt_dir / "last.keras")
             write_json(state_file, {"epoch": epoch, "history": history})
 
-    summary = {"experiment": asdict(exp), "n_train": n_train, "n_val": len(val_ids),
-               "train_mean": mean, "train_sd": sd, "world_size": dist.size, "device": device,
-               "best_val_mae": best, "epochs_run": len(history),
-               "train_seconds": round(sum(h["seconds"] for h in history), 1)}
+    summary = {
+        "experiment": asdict(exp),
+        "n_train": n_train,
+        "n_val": len(val_ids),
+        "train_mean": mean,
+        "train_sd": sd,
+        "world_size": dist.size,
+        "device": device,
+        "best_val_mae": best,
+        "epochs_run": len(history),
+        "train_seconds": round(sum(h["seconds"] for h in history), 1),
+    }
     if dist.is_chief:
         if (ckpt_dir / "best.weights.h5").exists():
             model.load_weights(ckpt_dir / "best.weights.h5")

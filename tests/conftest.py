@@ -43,8 +43,9 @@ def tiny_shards(tmp_path_factory, tiny_cohort) -> tuple[list[str], pd.DataFrame]
     paths, verdicts = [], []
     for plan in plan_shards(checked, 12):
         path = out / f"{plan['shard']}.zarr"
-        verdicts.append(build_shard(by_row.loc[plan["rows"]].reset_index(), path, 32,
-                                    plan["shard"]))
+        verdicts.append(
+            build_shard(by_row.loc[plan["rows"]].reset_index(), path, 32, plan["shard"])
+        )
         paths.append(str(path))
     manifest = finalise(checked, verdicts)
     return paths, make_split(manifest, seed=1, val=0.25, test=0.25)

@@ -6,13 +6,24 @@ from pathlib import Path
 
 import numpy as np
 
-IDENTIFYING = {"PatientName": "Doe^Jane", "PatientID": "PID-4711",
-               "PatientBirthDate": "20100315", "AccessionNumber": "ACC-0815"}
+IDENTIFYING = {
+    "PatientName": "Doe^Jane",
+    "PatientID": "PID-4711",
+    "PatientBirthDate": "20100315",
+    "AccessionNumber": "ACC-0815",
+}
 
 
-def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2",
-                slope: float = 1.0, intercept: float = 0.0, window: tuple | None = None,
-                syntax: str | None = None, **tags) -> Path:
+def write_dicom(
+    path: Path,
+    pixels: np.ndarray,
+    photometric: str = "MONOCHROME2",
+    slope: float = 1.0,
+    intercept: float = 0.0,
+    window: tuple | None = None,
+    syntax: str | None = None,
+    **tags,
+) -> Path:
     """Save a 12-bit single-frame DX image; ``syntax`` compresses (RLE, JPEG 2000, ...)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -23,9 +34,15 @@ def write_dicom(path: Path, pixels: np.ndarray, photometric: str = "MONOCHROME2"
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds = Dataset()
     ds.file_meta = meta
-    for k, v in {**IDENTIFYING, "StudyInstanceUID": generate_uid(), "StudyDate": "20220315",
-                 "SOPInstanceUID": meta.MediaStorageSOPInstanceUID, "Modality": "DX",
-                 "PatientSex": "F", **tags}.items():
+    for k, v in {
+        **IDENTIFYING,
+        "StudyInstanceUID": generate_uid(),
+        "StudyDate": "20220315",
+        "SOPInstanceUID": meta.MediaStorageSOPInstanceUID,
+        "Modality": "DX",
+        "PatientSex": "F",
+        **tags,
+    }.items():
         if v is not None:
             setattr(ds, k, v)
     ds.Rows, ds.Columns = pixels.shape

@@ -39,8 +39,10 @@ def main(out: str, steps: int = 5, global_batch: int = 8) -> None:
         ys = rng.uniform(0, 5, (global_batch, 1)).astype(np.float32)
         mine = slice(dist.rank * per_rank, (dist.rank + 1) * per_rank)
         step({"image": images[mine], "sex": sexes[mine]}, ys[mine])
-    np.savez(f"{out}/weights_rank{dist.rank}_of{dist.size}.npz",
-             *[np.asarray(v) for v in model.trainable_variables])
+    np.savez(
+        f"{out}/weights_rank{dist.rank}_of{dist.size}.npz",
+        *[np.asarray(v) for v in model.trainable_variables],
+    )
 
 
 if __name__ == "__main__":

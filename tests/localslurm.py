@@ -34,7 +34,9 @@ from pathlib import Path
 DAEMONS = ("slurmctld", "slurmd", "munged")
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 MARK = "# written by boneage tests/localslurm.py\n"
-CONF = MARK + """\
+CONF = (
+    MARK
+    + """\
 ClusterName=boneagetest
 SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={port}
@@ -71,6 +73,7 @@ InactiveLimit=0
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
+)
 
 
 def missing() -> list[str]:
@@ -103,26 +106,39 @@ def start(root: Path, cpus: int | None = None, mem_mb: int | None = None) -> dic
     cpus = cpus or os.cpu_count() or 1
     total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
     mem_mb = mem_mb or int(total_mb * 0.8)
-    text = CONF.format(host=host, root=root, cpus=cpus, mem=mem_mb, port=_free_port(),
-                       dport=_free_port())
+    text = CONF.format(
+        host=host, root=root, cpus=cpus, mem=mem_mb, port=_free_port(), dport=_free_port()
+    )
     if SYSTEM_CONF.exists() and not SYSTEM_CONF.read_text().startswith(MARK):
-        raise RuntimeError(f"{SYSTEM_CONF} exists and is not a test config: the Slurm tests "
-                           "will not overwrite a real Slurm's configuration")
+        raise RuntimeError(
+            f"{SYSTEM_CONF} exists and is not a test config: the Slurm tests "
+            "will not overwrite a real Slurm's configuration"
+        )
     SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
     SYSTEM_CONF.write_text(text)
     conf = root / "slurm.conf"
     conf.write_text(text)
     env = {**os.environ, "SLURM_CONF": str(conf)}
     # munged refuses to run as root without --force; its key is Debian's /etc/munge/munge.key.
-    subprocess.run(["munged", "--force", f"--socket={root}/munge/munge.socket",
-                    f"--pid-file={root}/munge/munged.pid", f"--log-file={root}/munge/munged.log",
-                    f"--seed-file={root}/munge/munged.seed"], check=True, env=env)
+    subprocess.run(
+        [
+            "munged",
+            "--force",
+            f"--socket={root}/munge/munge.socket",
+            f"--pid-file={root}/munge/munged.pid",
+            f"--log-file={root}/munge/munged.log",
+            f"--seed-file={root}/munge/munged.seed",
+        ],
+        check=True,
+        env=env,
+    )
     subprocess.run(["slurmctld", "-c", "-i", "-f", str(conf)], check=True, env=env)
     subprocess.run(["slurmd", "-c", "-f", str(conf)], check=True, env=env)
 
     def node_idle() -> bool:
-        out = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True,
-                             env=env)
+        out = subprocess.run(
+            ["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, env=env
+        )
         return out.returncode == 0 and out.stdout.strip().rstrip("*") in ("idle", "mixed")
 
     _wait(node_idle, "the node", root / "slurmd.log")

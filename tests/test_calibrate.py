@@ -33,8 +33,21 @@ def test_calibrate_predict_writes_measurement_and_estimate(tiny_shards, tiny_mod
     assert 300 < result["peak_rss_mb"] < 1500 and result["images"] > 0
     assert 0.75 <= result["estimate_ratio"] <= 1.25  # the estimate within +-25 %
     out = tmp_path / "cal.json"
-    proc = subprocess.run([sys.executable, "-m", "boneage.cli", "calibrate", "--model",
-                           str(model), "--shard", shards[0], "--out", str(out)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "boneage.cli",
+            "calibrate",
+            "--model",
+            str(model),
+            "--shard",
+            shards[0],
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "peak RSS" in proc.stdout and json.loads(out.read_text())["peak_rss_mb"] > 300

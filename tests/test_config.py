@@ -18,13 +18,16 @@ def test_default_config_is_valid_and_gets_defaults():
     assert config["experiments"]["small_cnn"]["warmup_epochs"] == 1
 
 
-@pytest.mark.parametrize("mutate,where", [
-    (lambda c: c["experiments"]["small_cnn"].update(epochs=0), "experiments.small_cnn.epochs"),
-    (lambda c: c["shards"].update(format="parquet"), "shards.format"),
-    (lambda c: c.update(imagesize=128), "imagesize"),
-    (lambda c: c.update(train_cohorts=["nope"]), "train_cohorts"),
-    (lambda c: c["cohorts"].update(bad={"source": "rsna", "csv": "x.csv"}), "cohorts.bad"),
-])
+@pytest.mark.parametrize(
+    "mutate,where",
+    [
+        (lambda c: c["experiments"]["small_cnn"].update(epochs=0), "experiments.small_cnn.epochs"),
+        (lambda c: c["shards"].update(format="parquet"), "shards.format"),
+        (lambda c: c.update(imagesize=128), "imagesize"),
+        (lambda c: c.update(train_cohorts=["nope"]), "train_cohorts"),
+        (lambda c: c["cohorts"].update(bad={"source": "rsna", "csv": "x.csv"}), "cohorts.bad"),
+    ],
+)
 def test_errors_name_the_bad_key(mutate, where):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     bad = copy.deepcopy(config)
@@ -49,9 +52,12 @@ def test_unsalted_enumerable_pseudonyms_stop_at_start(id_field):
 def test_report_config_hides_salts_and_dicom_folders():
     from boneage.config import public_config
 
-    config = {"cohorts": {"pacs": {"source": "dicom", "folder": "/pacs/DOE_JANE",
-                                   "salt": "s3cr3t-value"},
-                          "rsna": {"source": "rsna", "csv": "/rsna/a.csv", "images": "/rsna"}}}
+    config = {
+        "cohorts": {
+            "pacs": {"source": "dicom", "folder": "/pacs/DOE_JANE", "salt": "s3cr3t-value"},
+            "rsna": {"source": "rsna", "csv": "/rsna/a.csv", "images": "/rsna"},
+        }
+    }
     shown = str(public_config(config))
     assert "s3cr3t" not in shown and "DOE_JANE" not in shown and "/rsna/a.csv" in shown
     assert config["cohorts"]["pacs"]["salt"] == "s3cr3t-value"  # the run's own config is untouched
@@ -64,14 +70,25 @@ def test_installed_wheel_validates_a_config(tmp_path):
     import sys
     import zipfile
 
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
-                    str(REPO)], check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     wheel = next(tmp_path.glob("boneage-*.whl"))
     assert "boneage/schemas/config.schema.yaml" in zipfile.ZipFile(wheel).namelist()
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
-    code = ("import sys, yaml; from boneage.config import load, SCHEMA; "
-            "assert 'site' in str(SCHEMA), SCHEMA; load(sys.argv[1]); print('valid')")
-    out = subprocess.run([sys.executable, "-c", code, str(REPO / "config.yaml")], cwd=tmp_path,
-                         env={"PYTHONPATH": str(site)}, capture_output=True, text=True)
+    code = (
+        "import sys, yaml; from boneage.config import load, SCHEMA; "
+        "assert 'site' in str(SCHEMA), SCHEMA; load(sys.argv[1]); print('valid')"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(REPO / "config.yaml")],
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+    )
     assert out.stdout.strip() == "valid", out.stderr[-2000:]

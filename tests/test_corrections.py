@@ -11,18 +11,25 @@ from boneage.manifest import build_manifest
 
 def _cohort(tmp_path, tiny_cohort, corrections: str):
     (tmp_path / "review.csv").write_text(corrections)
-    return {"source": "synthetic", "csv": str(tiny_cohort / "labels.csv"),
-            "images": str(tiny_cohort / "images"), "truth": str(tiny_cohort / "truth.csv"),
-            "corrections": str(tmp_path / "review.csv")}
+    return {
+        "source": "synthetic",
+        "csv": str(tiny_cohort / "labels.csv"),
+        "images": str(tiny_cohort / "images"),
+        "truth": str(tiny_cohort / "truth.csv"),
+        "corrections": str(tmp_path / "review.csv"),
+    }
 
 
 def test_update_delete_problematic_with_audit(tmp_path, tiny_cohort):
-    spec = _cohort(tmp_path, tiny_cohort,
-                   "id,action,boneage_months,reviewer,date,note\n"
-                   "1001,update,150,Dr. A,2026-05-01,re-read\n"
-                   "1002,delete,,Dr. A,2026-05-01,not a hand\n"
-                   "1003,problematic,,Dr. B,2026-05-02,blurred\n"
-                   "9999,delete,,Dr. B,2026-05-02,unknown id\n")
+    spec = _cohort(
+        tmp_path,
+        tiny_cohort,
+        "id,action,boneage_months,reviewer,date,note\n"
+        "1001,update,150,Dr. A,2026-05-01,re-read\n"
+        "1002,delete,,Dr. A,2026-05-01,not a hand\n"
+        "1003,problematic,,Dr. B,2026-05-02,blurred\n"
+        "9999,delete,,Dr. B,2026-05-02,unknown id\n",
+    )
     checked, plan, unmatched = build_manifest(spec, 12)
     rows = checked.set_index("id")
     original = pd.read_csv(tiny_cohort / "labels.csv", dtype={"id": str}).set_index("id")

@@ -38,17 +38,37 @@ def test_one_rank_predicts_every_shard_in_order():
 
 @pytest.mark.slow
 @pytest.mark.mpi
-def test_mpi_ranks_share_the_shards_and_match_per_shard_predictions(tiny_shards, tiny_model,
-                                                                   tmp_path):
+def test_mpi_ranks_share_the_shards_and_match_per_shard_predictions(
+    tiny_shards, tiny_model, tmp_path
+):
     from boneage.predict import predict_shard
 
     shards, _ = tiny_shards
     out = tmp_path / "group.tsv"
     bindir = Path(sys.executable).parent
-    proc = subprocess.run([str(bindir / "boneage"), "launch", "--mpi", "--ranks", "2", "--",
-                           str(bindir / "boneage"), "predict-group", "--model", str(tiny_model),
-                           "--shards", *shards, "--out", str(out), "--threads", "1"],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [
+            str(bindir / "boneage"),
+            "launch",
+            "--mpi",
+            "--ranks",
+            "2",
+            "--",
+            str(bindir / "boneage"),
+            "predict-group",
+            "--model",
+            str(tiny_model),
+            "--shards",
+            *shards,
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "mpirun" in proc.stdout and "rank 1/2" in proc.stdout and "rank 0/2" in proc.stdout
     group = pd.read_csv(out, sep="\t")

@@ -75,21 +75,31 @@ def _pacs(root):
     root.mkdir()
     hands = (s for s in sample_studies(50, 5) if s.kind == "hand")
     for k in range(3):
-        write_dicom(root / f"img{k}.dcm", render_study(next(hands), 5).astype(np.uint16) * 16,
-                    PatientAge=f"{8 + k:03d}Y")
+        write_dicom(
+            root / f"img{k}.dcm",
+            render_study(next(hands), 5).astype(np.uint16) * 16,
+            PatientAge=f"{8 + k:03d}Y",
+        )
     write_undecodable(root / "jpegls.dcm")
 
 
 def test_messy_cohorts_finish_with_every_row_accounted(tmp_path):
     _messy_cohort(tmp_path / "messy")
     _pacs(tmp_path / "pacs")
-    config = {**TINY, "cohorts": {
-        **TINY["cohorts"],
-        "messy": {"source": "rsna", "csv": str(tmp_path / "messy/labels.csv"),
-                  "images": str(tmp_path / "messy/images"),
-                  "corrections": str(tmp_path / "messy/review.csv")},
-        "pacs": {"source": "dicom", "folder": str(tmp_path / "pacs"), "salt": "x"}},
-        "shards": {"format": "zarr", "size": 6}}
+    config = {
+        **TINY,
+        "cohorts": {
+            **TINY["cohorts"],
+            "messy": {
+                "source": "rsna",
+                "csv": str(tmp_path / "messy/labels.csv"),
+                "images": str(tmp_path / "messy/images"),
+                "corrections": str(tmp_path / "messy/review.csv"),
+            },
+            "pacs": {"source": "dicom", "folder": str(tmp_path / "pacs"), "salt": "x"},
+        },
+        "shards": {"format": "zarr", "size": 6},
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     proc = _snakemake(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -97,8 +107,9 @@ def test_messy_cohorts_finish_with_every_row_accounted(tmp_path):
 
     manifest = pd.read_csv(res / "cohorts/messy/manifest.tsv", sep="\t", dtype={"id": str})
     assert len(manifest) == len(MESSY)
-    assert (manifest["status"] == "accepted").sum() + (manifest["status"] == "rejected").sum() \
-        == len(MESSY)
+    assert (manifest["status"] == "accepted").sum() + (
+        manifest["status"] == "rejected"
+    ).sum() == len(MESSY)
     got = [None if pd.isna(r) else r for r in manifest.sort_values("row")["reason"]]
     assert got == [m[4] for m in MESSY]
     assert manifest.loc[manifest["id"] == "h3", "inverted"].astype(str).item() == "True"
@@ -106,8 +117,10 @@ def test_messy_cohorts_finish_with_every_row_accounted(tmp_path):
     assert metrics["n_images"] == 6 and metrics["held_out"] == "all images"
 
     pacs = pd.read_csv(res / "cohorts/pacs/manifest.tsv", sep="\t")
-    assert pacs["reason"].fillna("ok").value_counts().to_dict() == \
-        {"ok": 3, "unsupported_compression": 1}
+    assert pacs["reason"].fillna("ok").value_counts().to_dict() == {
+        "ok": 3,
+        "unsupported_compression": 1,
+    }
     preds = (res / "predictions/quick/pacs.tsv").read_text()
     html = (res / "report.html").read_text()
     for value in IDENTIFYING.values():
@@ -120,7 +133,8 @@ def test_messy_cohorts_finish_with_every_row_accounted(tmp_path):
     before = {p.name: p.stat().st_mtime_ns for p in shards}
     time.sleep(1.1)
     (tmp_path / "messy/review.csv").write_text(
-        "id,action,boneage_months,reviewer,date,note\nh5,update,140,Dr. A,2026-05-01,re-read\n")
+        "id,action,boneage_months,reviewer,date,note\nh5,update,140,Dr. A,2026-05-01,re-read\n"
+    )
     proc = _snakemake(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     after = {p.name: p.stat().st_mtime_ns for p in sorted((res / "cohorts/messy/shards").iterdir())}

@@ -26,9 +26,13 @@ pytestmark = pytest.mark.slow
 
 TITLE = 'All sources <b>{id}</b> "quoted" {cohort}'
 # Spreadsheet ids a hospital might type, with the image each names.
-ODD_IDS = {'BA{1}': "a.png", 'q"uote\'s': "b.png", "<script>alert(1)</script>": "c.png"}
-ODD_COLUMNS = {"id": "Study {no.}", "boneage": 'BA "years"', "sex": "<Gender>",
-               "image": "File {name}"}
+ODD_IDS = {"BA{1}": "a.png", "q\"uote's": "b.png", "<script>alert(1)</script>": "c.png"}
+ODD_COLUMNS = {
+    "id": "Study {no.}",
+    "boneage": 'BA "years"',
+    "sex": "<Gender>",
+    "image": "File {name}",
+}
 
 
 def _hands(seed: int):
@@ -40,8 +44,10 @@ def _rsna_layouts(root, hands) -> dict:
     cohorts = {}
     tables = {
         "train": ("id,boneage,male", [("1377", "180", "False"), ("1378", "12", "True")]),
-        "validation": ("Image ID,male,Bone Age (months)", [("1386", "TRUE", "30"),
-                                                            ("1392", "FALSE", "162")]),
+        "validation": (
+            "Image ID,male,Bone Age (months)",
+            [("1386", "TRUE", "30"), ("1392", "FALSE", "162")],
+        ),
         "test": ("Case ID,Sex", [("4360", "M"), ("4361", "F")]),
     }
     for layout, (header, rows) in tables.items():
@@ -50,8 +56,11 @@ def _rsna_layouts(root, hands) -> dict:
         for row in rows:
             write_png(folder / "images" / f"{row[0]}.png", next(hands))
         (folder / "labels.csv").write_text("\n".join([header] + [",".join(r) for r in rows]))
-        cohorts[f"rsna_{layout}"] = {"source": "rsna", "csv": str(folder / "labels.csv"),
-                                     "images": str(folder / "images")}
+        cohorts[f"rsna_{layout}"] = {
+            "source": "rsna",
+            "csv": str(folder / "labels.csv"),
+            "images": str(folder / "images"),
+        }
     gt = root / "rsna_test/gt.csv"
     gt.write_text("Case ID,Sex,Ground truth bone age (months)\n4360,M,168.93\n4361,F,36.5\n")
     cohorts["rsna_test"]["ground_truth"] = str(gt)
@@ -64,13 +73,22 @@ def _odd_sheet(root, hands) -> dict:
     (folder / "export").mkdir(parents=True)
     for name in ODD_IDS.values():
         write_png(folder / "export" / name, next(hands))
-    table = pd.DataFrame({ODD_COLUMNS["id"]: list(ODD_IDS),
-                          ODD_COLUMNS["boneage"]: ["8", "9-10", "12 +"],
-                          ODD_COLUMNS["sex"]: ["F", "M", "F"],
-                          ODD_COLUMNS["image"]: list(ODD_IDS.values())})
+    table = pd.DataFrame(
+        {
+            ODD_COLUMNS["id"]: list(ODD_IDS),
+            ODD_COLUMNS["boneage"]: ["8", "9-10", "12 +"],
+            ODD_COLUMNS["sex"]: ["F", "M", "F"],
+            ODD_COLUMNS["image"]: list(ODD_IDS.values()),
+        }
+    )
     table.to_excel(folder / "labels.xlsx", index=False)
-    return {"source": "spreadsheet", "table": str(folder / "labels.xlsx"),
-            "images": str(folder / "export"), "columns": ODD_COLUMNS, "label_unit": "years"}
+    return {
+        "source": "spreadsheet",
+        "table": str(folder / "labels.xlsx"),
+        "images": str(folder / "export"),
+        "columns": ODD_COLUMNS,
+        "label_unit": "years",
+    }
 
 
 def _pacs(root, hands) -> dict:
@@ -79,30 +97,53 @@ def _pacs(root, hands) -> dict:
     folder.mkdir()
     accessions = ["ACC-1", "ACC-2", "ACC-3"]
     for k, acc in enumerate(accessions):
-        write_dicom(folder / f"DOE_JANE_{k}.dcm", next(hands).astype(np.uint16) * 16,
-                    AccessionNumber=acc, PatientAge=f"{8 + k:03d}Y")
-    write_dicom(folder / "DOE_JANE_chest.dcm", next(hands).astype(np.uint16) * 16,
-                AccessionNumber="ACC-4", BodyPartExamined="CHEST")
+        write_dicom(
+            folder / f"DOE_JANE_{k}.dcm",
+            next(hands).astype(np.uint16) * 16,
+            AccessionNumber=acc,
+            PatientAge=f"{8 + k:03d}Y",
+        )
+    write_dicom(
+        folder / "DOE_JANE_chest.dcm",
+        next(hands).astype(np.uint16) * 16,
+        AccessionNumber="ACC-4",
+        BodyPartExamined="CHEST",
+    )
     good = (folder / "DOE_JANE_0.dcm").read_bytes()
     (folder / "DOE_JANE_0_copy.dcm").write_bytes(good[: len(good) // 2])  # same id, cut short
     labels = root / "ba.csv"
     labels.write_text("Accession,BA\nACC-1,8\nACC-2,9.5\nACC-3,10\nACC-4,11\n")
-    return {"source": "dicom", "folder": str(folder), "id_field": "AccessionNumber",
-            "salt": "site secret", "labels": {"table": str(labels),
-                                              "columns": {"id": "Accession", "boneage": "BA"}}}
+    return {
+        "source": "dicom",
+        "folder": str(folder),
+        "id_field": "AccessionNumber",
+        "salt": "site secret",
+        "labels": {"table": str(labels), "columns": {"id": "Accession", "boneage": "BA"}},
+    }
 
 
 def test_every_source_kind_through_the_whole_dag(tmp_path, real_hands):
     hands = _hands(8)
-    cohorts = {**TINY["cohorts"], **_rsna_layouts(tmp_path, hands),
-               "sheet_xlsx": _odd_sheet(tmp_path, hands), "pacs": _pacs(tmp_path, hands),
-               "hospital": {"source": "spreadsheet", "table": str(REAL_SHEET),
-                            "images": str(real_hands[0].parent), "label_unit": "years",
-                            "image_pattern": "{id}.png",
-                            "columns": {"id": "Study no.", "boneage": "BA (years)",
-                                        "sex": "Gender"}}}
-    config = {**TINY, "cohorts": cohorts, "report": {"title": TITLE},
-              "shards": {"format": "zarr", "size": 8}}
+    cohorts = {
+        **TINY["cohorts"],
+        **_rsna_layouts(tmp_path, hands),
+        "sheet_xlsx": _odd_sheet(tmp_path, hands),
+        "pacs": _pacs(tmp_path, hands),
+        "hospital": {
+            "source": "spreadsheet",
+            "table": str(REAL_SHEET),
+            "images": str(real_hands[0].parent),
+            "label_unit": "years",
+            "image_pattern": "{id}.png",
+            "columns": {"id": "Study no.", "boneage": "BA (years)", "sex": "Gender"},
+        },
+    }
+    config = {
+        **TINY,
+        "cohorts": cohorts,
+        "report": {"title": TITLE},
+        "shards": {"format": "zarr", "size": 8},
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     proc = _snakemake(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -123,8 +164,9 @@ def test_every_source_kind_through_the_whole_dag(tmp_path, real_hands):
     assert resolved["cohorts"]["sheet_xlsx"]["columns"] == ODD_COLUMNS
 
     # Odd spreadsheet ids survive to the predictions, labels parsed from years.
-    sheet = pd.read_csv(res / "predictions/quick/sheet_xlsx.tsv", sep="\t", dtype={"id": str},
-                        keep_default_na=False)
+    sheet = pd.read_csv(
+        res / "predictions/quick/sheet_xlsx.tsv", sep="\t", dtype={"id": str}, keep_default_na=False
+    )
     assert sorted(sheet["id"]) == sorted(ODD_IDS)
     assert sorted(sheet["boneage"].round(1)) == [96.0, 114.0, 144.0]  # years -> months
     statuses = sheet.set_index("id")["label_status"]

@@ -27,12 +27,31 @@ TINY = {
 
 
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
-    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-                           "--directory", str(workdir), "--profile", str(REPO / "profiles/local"),
-                           "--cores", "2", *args], capture_output=True, text=True, env=env,
-                          timeout=900)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--profile",
+            str(REPO / "profiles/local"),
+            "--cores",
+            "2",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
 
 
 def test_tiny_workflow_end_to_end(tmp_path):
@@ -49,8 +68,17 @@ def test_tiny_workflow_end_to_end(tmp_path):
     assert metrics["label"]["all"]["n"] > 0 and "true" in metrics
     html = (res / "report.html").read_text()
     assert "quick" in html and "tiny" in html
-    for step in ("synth", "manifest", "shard", "index", "split", "train", "predict",
-                 "aggregate", "report"):
+    for step in (
+        "synth",
+        "manifest",
+        "shard",
+        "index",
+        "split",
+        "train",
+        "predict",
+        "aggregate",
+        "report",
+    ):
         assert (tmp_path / "logs" / step).is_dir(), step
         assert (tmp_path / "benchmarks" / step).is_dir(), step
     assert (res / "saliency/quick/tiny.npz").is_file() and "saliency" in html
@@ -88,8 +116,11 @@ def test_lint_only_asks_for_conda_envs(tmp_path):
     """`snakemake --lint` is clean except the per-rule conda env (see the Snakefile)."""
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
     proc = _snakemake(tmp_path, "--lint")
-    findings = [line.strip() for line in (proc.stdout + proc.stderr).splitlines()
-                if line.strip().startswith("* ")]
+    findings = [
+        line.strip()
+        for line in (proc.stdout + proc.stderr).splitlines()
+        if line.strip().startswith("* ")
+    ]
     assert findings, "lint printed nothing: did it run?"
     assert all("conda environment or container" in f for f in findings), findings
 
@@ -98,11 +129,29 @@ def test_lint_only_asks_for_conda_envs(tmp_path):
 def test_dgx_profile_trains_with_cpu_ranks(tmp_path):
     """`snakemake --profile dgx train`, as typed: no GPU here, so distributed.cpu_ranks ranks."""
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": ""}
-    proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
-                           "--profile", "dgx", "train"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "--profile",
+            "dgx",
+            "train",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if "profile" in proc.stderr and "not found" in proc.stderr.lower():
         pytest.fail("profile 'dgx' not found: run scripts/setup.sh (it links the profiles)")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -114,20 +163,29 @@ def test_dgx_profile_trains_with_cpu_ranks(tmp_path):
 
 
 def test_ensemble_and_tta(tmp_path):
-    cfg = {**TINY, "experiments": {"quick": {"epochs": 1, "batch_size": 8},
-                                   "other": {"epochs": 1, "batch_size": 8, "loss": "mse"}},
-           "aggregate": {"tta": True, "ensembles": {"both": ["quick", "other"]}}}
+    cfg = {
+        **TINY,
+        "experiments": {
+            "quick": {"epochs": 1, "batch_size": 8},
+            "other": {"epochs": 1, "batch_size": 8, "loss": "mse"},
+        },
+        "aggregate": {"tta": True, "ensembles": {"both": ["quick", "other"]}},
+    }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
     proc = _snakemake(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = tmp_path / "results"
-    members = [pd.read_csv(res / f"predictions/{e}/tiny.tsv", sep="\t").set_index("id")["pred"]
-               for e in ("quick", "other")]
+    members = [
+        pd.read_csv(res / f"predictions/{e}/tiny.tsv", sep="\t").set_index("id")["pred"]
+        for e in ("quick", "other")
+    ]
     both = pd.read_csv(res / "predictions/both/tiny.tsv", sep="\t").set_index("id")["pred"]
-    pd.testing.assert_series_equal(both, ((members[0] + members[1]) / 2).round(2),
-                                   check_names=False, atol=0.011)
+    pd.testing.assert_series_equal(
+        both, ((members[0] + members[1]) / 2).round(2), check_names=False, atol=0.011
+    )
     metrics = json.loads((res / "metrics/both/tiny.json").read_text())
     assert metrics["members"] == ["quick", "other"]
     assert "both" in (res / "report.html").read_text()
-    assert "--tta" in (tmp_path / "logs/predict/quick/tiny/s00000.log").read_text() or \
-        any("--tta" in p.read_text() for p in (tmp_path / ".snakemake/log").glob("*.log"))
+    assert "--tta" in (tmp_path / "logs/predict/quick/tiny/s00000.log").read_text() or any(
+        "--tta" in p.read_text() for p in (tmp_path / ".snakemake/log").glob("*.log")
+    )

@@ -9,16 +9,32 @@ import pytest
 from boneage.labels import STATUSES, parse_label
 
 
-@pytest.mark.parametrize("cell,value,status", [
-    ("16", 16, "exact"), ("13.5", 13.5, "exact"), (12, 12, "exact"), ("7,5", 7.5, "exact"),
-    ("12-13", 12.5, "range"), ("13.5-14", 13.75, "range"), ("11-12", 11.5, "range"),
-    ("-- 8-9", 8.5, "range"), ("--15.5-\n16", 15.75, "range"),
-    ("13 +", 13, "censored"), ("15+", 15, "censored"), ("> 16", 16, "censored"),
-    ("N/A", None, "missing"), (":", None, "missing"), ("", None, "missing"),
-    (None, None, "missing"), (float("nan"), None, "missing"),
-    ("(2009/09/24)", None, "unparseable"), ("14-12", None, "unparseable"),
-    ("twelve", None, "unparseable"), ("-5", -5, "exact"),
-])
+@pytest.mark.parametrize(
+    "cell,value,status",
+    [
+        ("16", 16, "exact"),
+        ("13.5", 13.5, "exact"),
+        (12, 12, "exact"),
+        ("7,5", 7.5, "exact"),
+        ("12-13", 12.5, "range"),
+        ("13.5-14", 13.75, "range"),
+        ("11-12", 11.5, "range"),
+        ("-- 8-9", 8.5, "range"),
+        ("--15.5-\n16", 15.75, "range"),
+        ("13 +", 13, "censored"),
+        ("15+", 15, "censored"),
+        ("> 16", 16, "censored"),
+        ("N/A", None, "missing"),
+        (":", None, "missing"),
+        ("", None, "missing"),
+        (None, None, "missing"),
+        (float("nan"), None, "missing"),
+        ("(2009/09/24)", None, "unparseable"),
+        ("14-12", None, "unparseable"),
+        ("twelve", None, "unparseable"),
+        ("-5", -5, "exact"),
+    ],
+)
 def test_table(cell, value, status):
     label = parse_label(cell)
     assert label.status == status and status in STATUSES

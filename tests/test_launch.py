@@ -12,14 +12,28 @@ def test_single_rank_runs_the_command_itself():
 
 
 def test_dgx_node_uses_horovodrun_one_rank_per_gpu():
-    assert launch_command(CMD, 8, 2, gpus=8, env={}) == \
-        ["horovodrun", "-np", "8", "-H", "localhost:8", "--gloo", *CMD]
+    assert launch_command(CMD, 8, 2, gpus=8, env={}) == [
+        "horovodrun",
+        "-np",
+        "8",
+        "-H",
+        "localhost:8",
+        "--gloo",
+        *CMD,
+    ]
     assert launch_command(CMD, 8, 2, gpus=4, env={})[:3] == ["horovodrun", "-np", "4"]
 
 
 def test_cpu_machine_caps_ranks():
-    assert launch_command(CMD, 8, 2, "mpi", gpus=0, env={}) == \
-        ["horovodrun", "-np", "2", "-H", "localhost:2", "--mpi", *CMD]
+    assert launch_command(CMD, 8, 2, "mpi", gpus=0, env={}) == [
+        "horovodrun",
+        "-np",
+        "2",
+        "-H",
+        "localhost:2",
+        "--mpi",
+        *CMD,
+    ]
     assert launch_command(CMD, 8, 1, gpus=0, env={}) == CMD
 
 
@@ -34,16 +48,24 @@ def test_plain_mpi_ranks_are_not_capped_by_gpus():
     line = launch_command(["boneage", "predict-group"], 5, 2, gpus=0, env={}, mpi=True)
     assert line[0] == "mpirun" and line[line.index("-n") + 1] == "5"
     # The Slurm executor's MPI jobs keep SLURM_JOB_ID but drop SLURM_NTASKS.
-    assert launch_command(CMD, 4, 2, gpus=0, env={"SLURM_JOB_ID": "7"}, mpi=True)[:4] == \
-        ["srun", "--mpi=pmix", "-n", "4"]
+    assert launch_command(CMD, 4, 2, gpus=0, env={"SLURM_JOB_ID": "7"}, mpi=True)[:4] == [
+        "srun",
+        "--mpi=pmix",
+        "-n",
+        "4",
+    ]
     env = {"SLURM_JOB_ID": "7", "BONEAGE_SRUN_MPI": "pmi2"}
     assert launch_command(CMD, 2, 2, gpus=0, env=env, mpi=True)[1] == "--mpi=pmi2"
 
 
 def test_slurm_jobs_use_the_sites_launcher():
     env = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}
-    assert launch_command(CMD, 4, 2, gpus=4, env=env, launcher="mpiexec") == \
-        ["mpiexec", "-n", "4", *CMD]
+    assert launch_command(CMD, 4, 2, gpus=4, env=env, launcher="mpiexec") == [
+        "mpiexec",
+        "-n",
+        "4",
+        *CMD,
+    ]
     assert launch_command(CMD, 4, 2, gpus=4, env=env, launcher="")[:2] == ["srun", "--mpi=pmix"]
     assert launch_command(CMD, 4, 2, gpus=4, env={}, launcher="mpiexec")[0] == "horovodrun"
 
@@ -51,6 +73,10 @@ def test_slurm_jobs_use_the_sites_launcher():
 def test_one_rank_group_needs_no_mpi():
     from boneage.dispatch import SoloComm, run_group
 
-    out = run_group(["a", "b"], lambda s: __import__("pandas").DataFrame({"s": [s]}),
-                    comm=SoloComm(), log=lambda m: None)
+    out = run_group(
+        ["a", "b"],
+        lambda s: __import__("pandas").DataFrame({"s": [s]}),
+        comm=SoloComm(),
+        log=lambda m: None,
+    )
     assert list(out["s"]) == ["a", "b"]

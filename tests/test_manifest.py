@@ -21,12 +21,14 @@ def _bad_cohort(tmp_path):
     (img_dir / "text.png").write_text("not an image")
     (tmp_path / "secret.png").write_bytes((img_dir / "1.png").read_bytes())
     csv = tmp_path / "labels.csv"
-    csv.write_text("id,boneage,male\n"
-                   "1,120,True\n2,96,False\n3,30,True\n"
-                   "dup,60,True\ndup,61,True\n"
-                   "neg,-5,True\nold,260,False\nnolabel,,True\nnosex,100,maybe\n"
-                   "missing,100,True\nempty,100,True\ntext,100,False\n"
-                   "../secret,100,True\n")
+    csv.write_text(
+        "id,boneage,male\n"
+        "1,120,True\n2,96,False\n3,30,True\n"
+        "dup,60,True\ndup,61,True\n"
+        "neg,-5,True\nold,260,False\nnolabel,,True\nnosex,100,maybe\n"
+        "missing,100,True\nempty,100,True\ntext,100,False\n"
+        "../secret,100,True\n"
+    )
     return csv, img_dir
 
 
@@ -52,8 +54,14 @@ def test_rows_in_equal_accepted_plus_rejected(tmp_path):
     by_row = checked.set_index("row")
     verdicts = []
     for plan in plan_shards(checked, 3):
-        verdicts.append(build_shard(by_row.loc[plan["rows"]].reset_index(),
-                                    tmp_path / f"{plan['shard']}.zarr", 16, plan["shard"]))
+        verdicts.append(
+            build_shard(
+                by_row.loc[plan["rows"]].reset_index(),
+                tmp_path / f"{plan['shard']}.zarr",
+                16,
+                plan["shard"],
+            )
+        )
     manifest = finalise(checked, verdicts)
     s = summarise(manifest)
     assert s["rows"] == 13 == s["accepted"] + s["rejected"]
@@ -65,10 +73,18 @@ def test_rows_in_equal_accepted_plus_rejected(tmp_path):
 
 def test_plan_shards_follows_source_rows_and_digests_change_locally(tmp_path):
     n = 10
-    checked = pd.DataFrame({"row": range(1, n + 1), "id": [str(i) for i in range(n)],
-                            "sex": "M", "boneage": 100.0, "label_status": "exact",
-                            "true_boneage": float("nan"), "abspath": str(tmp_path / "x.png"),
-                            "status": ["accepted"] * n})
+    checked = pd.DataFrame(
+        {
+            "row": range(1, n + 1),
+            "id": [str(i) for i in range(n)],
+            "sex": "M",
+            "boneage": 100.0,
+            "label_status": "exact",
+            "true_boneage": float("nan"),
+            "abspath": str(tmp_path / "x.png"),
+            "status": ["accepted"] * n,
+        }
+    )
     checked.loc[checked["row"].isin([2, 10]), "status"] = "rejected"
     plan = plan_shards(checked, 4)
     assert [p["shard"] for p in plan] == ["s00000", "s00001", "s00002"]
@@ -87,10 +103,20 @@ def test_truth_side_file_joins(tiny_cohort):
 
 
 def test_summary_counts_inversions_of_accepted_images_only():
-    manifest = pd.DataFrame({"status": ["accepted", "accepted", "rejected", "rejected"],
-                             "reason": [None, None, "no_hand", "missing_file"],
-                             "inverted": [True, False, True, False]})
+    manifest = pd.DataFrame(
+        {
+            "status": ["accepted", "accepted", "rejected", "rejected"],
+            "reason": [None, None, "no_hand", "missing_file"],
+            "inverted": [True, False, True, False],
+        }
+    )
     s = summarise(manifest)
-    assert s == {"rows": 4, "accepted": 2, "rejected": 2, "inverted_corrected": 1,
-                 "by_reason": {"no_hand": 1, "missing_file": 1}, "labels": {},
-                 "corrections": {}}
+    assert s == {
+        "rows": 4,
+        "accepted": 2,
+        "rejected": 2,
+        "inverted_corrected": 1,
+        "by_reason": {"no_hand": 1, "missing_file": 1},
+        "labels": {},
+        "corrections": {},
+    }

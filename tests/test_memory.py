@@ -63,15 +63,17 @@ def test_vgg19_training_matches_the_orientation_figures(size, gib):
 def test_our_backbones_profile():
     small = profile_experiment({"backbone": "small_cnn", "image_size": 64})
     big = profile_experiment({"backbone": "small_cnn", "image_size": 128})
-    assert small.params == big.params and big.activations == pytest.approx(4 * small.activations,
-                                                                            rel=0.05)
+    assert small.params == big.params and big.activations == pytest.approx(
+        4 * small.activations, rel=0.05
+    )
     sep = profile_experiment({"backbone": "small_cnn", "image_size": 64, "sex_mode": "separate"})
     assert sep.params > 1.9 * small.params
 
 
 def test_gpu_batch_size_fills_the_gpu():
-    p = ModelProfile("resnet50", 224, params=23_852_193, trainable=23_799_073,
-                     activations=37_272_078)
+    p = ModelProfile(
+        "resnet50", 224, params=23_852_193, trainable=23_799_073, activations=37_272_078
+    )
     b80 = gpu_batch_size(p, 80 * GiB)
     b16 = gpu_batch_size(p, 16 * GiB)
     assert b80 > b16 >= 16 and b80 & (b80 - 1) == 0

@@ -37,10 +37,14 @@ def test_nan_references_are_skipped():
 
 
 def test_bands_and_breakdown():
-    assert list(band_of(np.array([12.0, 30, 100, 150, 200]))) == \
-        ["0-2 y", "2-6 y", "6-10 y", "10-14 y", "14-19 y"]
-    frame = pd.DataFrame({"pred": [10.0, 100, 160], "ref": [12.0, 90, 150],
-                          "sex": ["M", "F", "F"]})
+    assert list(band_of(np.array([12.0, 30, 100, 150, 200]))) == [
+        "0-2 y",
+        "2-6 y",
+        "6-10 y",
+        "10-14 y",
+        "14-19 y",
+    ]
+    frame = pd.DataFrame({"pred": [10.0, 100, 160], "ref": [12.0, 90, 150], "sex": ["M", "F", "F"]})
     b = breakdown(frame, "ref")
     assert b["all"]["n"] == 3 and b["by_sex"]["F"]["mae"] == 10.0
     assert b["by_band"]["0-2 y"]["mae"] == 2.0 and b["by_band"]["2-6 y"]["n"] == 0

@@ -10,8 +10,10 @@ pytestmark = pytest.mark.slow
 
 def _batch(size: int, n: int = 4):
     rng = np.random.default_rng(0)
-    x = {"image": rng.random((n, size, size, 1)).astype(np.float32),
-         "sex": np.array([[1.0], [0.0]] * (n // 2), np.float32)}
+    x = {
+        "image": rng.random((n, size, size, 1)).astype(np.float32),
+        "sex": np.array([[1.0], [0.0]] * (n // 2), np.float32),
+    }
     return x, np.linspace(20, 200, n, dtype=np.float32)[:, None]
 
 
@@ -26,8 +28,16 @@ def _one_step(model, loss: str, x, y) -> float:
     return float(step(x, y))
 
 
-@pytest.mark.parametrize("backbone,size", [("small_cnn", 32), ("resnet50", 32), ("vgg16", 32),
-                                           ("efficientnetb0", 32), ("inceptionv3", 75)])
+@pytest.mark.parametrize(
+    "backbone,size",
+    [
+        ("small_cnn", 32),
+        ("resnet50", 32),
+        ("vgg16", 32),
+        ("efficientnetb0", 32),
+        ("inceptionv3", 75),
+    ],
+)
 def test_backbones_build_and_step(backbone, size):
     from boneage.models import build_model
 
@@ -65,8 +75,12 @@ def test_separate_towers_only_learn_from_their_sex():
     x["sex"] = np.ones_like(x["sex"])  # boys only
     with tf.GradientTape() as tape:
         loss = tf.reduce_mean(tf.abs(model(x, training=True)["months"] - y))
-    grads = dict(zip([v.path for v in model.trainable_variables],
-                     tape.gradient(loss, model.trainable_variables)))
+    grads = dict(
+        zip(
+            [v.path for v in model.trainable_variables],
+            tape.gradient(loss, model.trainable_variables),
+        )
+    )
     female = [g for k, g in grads.items() if k.startswith("female_")]
     male = [g for k, g in grads.items() if k.startswith("male_")]
     assert female and all(float(tf.reduce_max(tf.abs(g))) == 0.0 for g in female)
@@ -96,5 +110,4 @@ def test_local_weights_file_is_loaded(tmp_path):
     keras.utils.set_random_seed(99)  # a different random init: only the file can make them equal
     second = build_model("resnet50", 32, weights=str(tmp_path / "resnet50_notop.weights.h5"))
     x = np.random.default_rng(1).random((2, 32, 32, 3)).astype(np.float32)
-    np.testing.assert_allclose(second.get_layer("resnet50")(x), backbone(x), rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(second.get_layer("resnet50")(x), backbone(x), rtol=1e-5, atol=1e-5)

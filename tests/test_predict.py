@@ -28,9 +28,16 @@ def test_predict_and_aggregate(tmp_path, tiny_shards):
 def test_aggregate_other_cohort_uses_all_images():
     import pandas as pd
 
-    pred = pd.DataFrame({"id": ["a", "b"], "row": [1, 2], "sex": ["M", "F"],
-                         "boneage": [100.0, 50.0], "true_boneage": [np.nan, np.nan],
-                         "pred": [110.0, 50.0]})
+    pred = pd.DataFrame(
+        {
+            "id": ["a", "b"],
+            "row": [1, 2],
+            "sex": ["M", "F"],
+            "boneage": [100.0, 50.0],
+            "true_boneage": [np.nan, np.nan],
+            "pred": [110.0, 50.0],
+        }
+    )
     _, result = aggregate([pred], None, train_mean=75.0, trained_on_cohort=False)
     assert result["held_out"] == "all images" and result["label"]["all"]["mae"] == 5.0
     assert result["baseline"]["label"]["mae"] == 25.0 and "true" not in result

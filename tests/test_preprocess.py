@@ -27,10 +27,13 @@ def test_decode_bit_depths_and_modes(tmp_path):
     np.testing.assert_allclose(decode(tmp_path / "rgb.png"), a8, atol=0.01)
 
 
-@pytest.mark.parametrize("content,reason", [
-    (b"", "empty_file"),
-    (b"this is not an image at all", "unreadable_image"),
-])
+@pytest.mark.parametrize(
+    "content,reason",
+    [
+        (b"", "empty_file"),
+        (b"this is not an image at all", "unreadable_image"),
+    ],
+)
 def test_bad_files_raise_with_reason(tmp_path, content, reason):
     p = tmp_path / "bad.png"
     p.write_bytes(content)

@@ -56,16 +56,19 @@ def test_tiny_films_are_rejected():
     assert check(np.zeros((80, 300), np.float32)).reason == "too_small"
 
 
-@pytest.mark.parametrize("body_part,modality,rejects", [
-    ("CHEST", "DX", "BodyPartExamined CHEST"),
-    ("knee", "CR", "BodyPartExamined KNEE"),
-    ("", "MR", "Modality MR is not a radiograph"),
-    ("WHOLE BODY", "NM", "Modality NM is not a radiograph"),
-    ("HAND", "DX", None),
-    ("", "", None),
-    ("SOMETHING ELSE", "CR", None),  # unknown: the pixels decide
-    (float("nan"), float("nan"), None),  # empty TSV cells
-])
+@pytest.mark.parametrize(
+    "body_part,modality,rejects",
+    [
+        ("CHEST", "DX", "BodyPartExamined CHEST"),
+        ("knee", "CR", "BodyPartExamined KNEE"),
+        ("", "MR", "Modality MR is not a radiograph"),
+        ("WHOLE BODY", "NM", "Modality NM is not a radiograph"),
+        ("HAND", "DX", None),
+        ("", "", None),
+        ("SOMETHING ELSE", "CR", None),  # unknown: the pixels decide
+        (float("nan"), float("nan"), None),  # empty TSV cells
+    ],
+)
 def test_dicom_header_rules(body_part, modality, rejects):
     assert header_rule(body_part, modality) == rejects
 
@@ -82,8 +85,14 @@ def test_dicom_images_of_other_modalities_are_rejected():
     import pydicom
     from pydicom.data import get_testdata_file
 
-    names = ["CT_small.dcm", "MR_small.dcm", "JPEG2000.dcm", "examples_overlay.dcm",
-             "examples_palette.dcm", "693_J2KI.dcm"]
+    names = [
+        "CT_small.dcm",
+        "MR_small.dcm",
+        "JPEG2000.dcm",
+        "examples_overlay.dcm",
+        "examples_palette.dcm",
+        "693_J2KI.dcm",
+    ]
     for name in names:
         path = get_testdata_file(name)
         ds = pydicom.dcmread(path, stop_before_pixels=True)

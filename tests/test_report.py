@@ -20,26 +20,50 @@ def _fake_results(root):
     rng = np.random.default_rng(0)
     n = 60
     true = rng.uniform(10, 220, n)
-    pred = pd.DataFrame({"id": [EVIL] + [str(i) for i in range(1, n)], "row": range(1, n + 1),
-                         "sex": rng.choice(["M", "F"], n), "boneage": true + rng.normal(0, 6, n),
-                         "true_boneage": true, "pred": true + rng.normal(0, 8, n)})
-    split = pd.DataFrame({"id": pred["id"], "patient": pred["id"],
-                          "subset": rng.choice(["train", "val", "test"], n)})
+    pred = pd.DataFrame(
+        {
+            "id": [EVIL] + [str(i) for i in range(1, n)],
+            "row": range(1, n + 1),
+            "sex": rng.choice(["M", "F"], n),
+            "boneage": true + rng.normal(0, 6, n),
+            "true_boneage": true,
+            "pred": true + rng.normal(0, 8, n),
+        }
+    )
+    split = pd.DataFrame(
+        {"id": pred["id"], "patient": pred["id"], "subset": rng.choice(["train", "val", "test"], n)}
+    )
     frame, result = aggregate([pred], split, 120.0, trained_on_cohort=True)
     result.update(cohort="c1", experiment="e1")
     write_tsv(root / "predictions/e1/c1.tsv", frame)
     write_json(root / "metrics/e1/c1.json", result)
-    manifest = pd.DataFrame({"row": [1, 2, 3], "id": [EVIL, "b", "c"], "status":
-                             ["accepted", "rejected", "rejected"], "reason":
-                             [None, "no_hand", "missing_file"], "inverted": [True, False, False],
-                             "label_status": ["corrected", "range", "unparseable"],
-                             "correction": ["update", None, None]})
+    manifest = pd.DataFrame(
+        {
+            "row": [1, 2, 3],
+            "id": [EVIL, "b", "c"],
+            "status": ["accepted", "rejected", "rejected"],
+            "reason": [None, "no_hand", "missing_file"],
+            "inverted": [True, False, False],
+            "label_status": ["corrected", "range", "unparseable"],
+            "correction": ["update", None, None],
+        }
+    )
     write_tsv(root / "cohorts/c1/manifest.tsv", manifest)
-    write_tsv(root / "models/e1/history.tsv", pd.DataFrame(
-        {"epoch": [1, 2], "loss": [30.0, 20.0], "val_mae": [25.0, 18.0]}))
-    write_json(root / "models/e1/train.json", {
-        "experiment": {"backbone": "small_cnn", "image_size": 32}, "epochs_run": 2,
-        "n_train": 40, "world_size": 1, "best_val_mae": 18.0, "train_seconds": 3.0})
+    write_tsv(
+        root / "models/e1/history.tsv",
+        pd.DataFrame({"epoch": [1, 2], "loss": [30.0, 20.0], "val_mae": [25.0, 18.0]}),
+    )
+    write_json(
+        root / "models/e1/train.json",
+        {
+            "experiment": {"backbone": "small_cnn", "image_size": 32},
+            "epochs_run": 2,
+            "n_train": 40,
+            "world_size": 1,
+            "best_val_mae": 18.0,
+            "train_seconds": 3.0,
+        },
+    )
 
 
 def test_report_is_self_contained_and_escaped(tmp_path):
@@ -48,14 +72,26 @@ def test_report_is_self_contained_and_escaped(tmp_path):
     bench.mkdir(parents=True)
     (bench / "e1.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t800.0\n")
     out = tmp_path / "report.html"
-    build_report(tmp_path / "results", tmp_path / "benchmarks",
-                 json.dumps({"report": {"title": f"T {EVIL}"}}), out)
+    build_report(
+        tmp_path / "results",
+        tmp_path / "benchmarks",
+        json.dumps({"report": {"title": f"T {EVIL}"}}),
+        out,
+    )
     html = out.read_text()
     assert EVIL not in html and "&lt;script&gt;" in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing from the network
     assert html.count("data:image/png;base64,") >= 5
-    for section in ("Overview", "Accuracy by cohort", "Quality control", "Training curves",
-                    "Provenance", "no_hand", "missing_file", "Bland-Altman"):
+    for section in (
+        "Overview",
+        "Accuracy by cohort",
+        "Quality control",
+        "Training curves",
+        "Provenance",
+        "no_hand",
+        "missing_file",
+        "Bland-Altman",
+    ):
         assert section.lower() in html.lower(), section
     assert "train" in html and "12.5" in html  # per-rule time from the benchmark file
     labels = re.search(r'<table class="labels">(.*?)</table>', html, re.S).group(1)
@@ -72,8 +108,15 @@ def test_summary_rows(tmp_path):
 def test_memory_plans_from_the_calibration():
     from boneage.report.build import memory_plans
 
-    cal = {"small_cnn": {"peak_rss_mb": 8000.0, "estimate_mb": 7600.0, "images": 256,
-                         "threads": 1, "images_per_s": 40.0}}
+    cal = {
+        "small_cnn": {
+            "peak_rss_mb": 8000.0,
+            "estimate_mb": 7600.0,
+            "images": 256,
+            "threads": 1,
+            "images_per_s": 40.0,
+        }
+    }
     node = {"mem_mb": 65536, "cores": 24, "reserve_mb": 2048, "margin": 0.2}
     (row,) = memory_plans(cal, node)
     assert row["plan"].startswith("6 processes x 4 threads")  # 8000 x 1.2 + 300 = 9900 MB

@@ -16,14 +16,28 @@ from boneage.report.build import build_report
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--disable-quic", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--enable-logging=stderr",
+    "--v=0",
+    "--virtual-time-budget=5000",
+]
 
 
 def _chromium(page: Path, profile: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args,
-                           page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args, page.resolve().as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _console(stderr: str) -> list[str]:
@@ -42,13 +56,13 @@ def test_report_in_headless_chromium(tmp_path):
     body = re.search(r"<body([^>]*)>", dom.stdout).group(1)
     assert 'data-images-ok="true"' in body
     assert int(re.search(r'data-images="(\d+)"', body).group(1)) >= 5
-    for table in ("cohorts-table", "overview-table", "experiments-table", "cross-cohort",
-                  "steps"):
+    for table in ("cohorts-table", "overview-table", "experiments-table", "cross-cohort", "steps"):
         assert f'id="{table}"' in dom.stdout, table
 
     shot = tmp_path / "report.png"
-    done = _chromium(report, tmp_path / "profile2", "--window-size=1280,3000",
-                     f"--screenshot={shot}")
+    done = _chromium(
+        report, tmp_path / "profile2", "--window-size=1280,3000", f"--screenshot={shot}"
+    )
     assert done.returncode == 0 and shot.stat().st_size > 20_000
     keep = os.environ.get("BONEAGE_TEST_ARTIFACTS")
     if keep:
@@ -62,9 +76,11 @@ def test_the_check_catches_a_broken_image(tmp_path):
     _fake_results(tmp_path / "results")
     report = tmp_path / "report.html"
     build_report(tmp_path / "results", tmp_path / "benchmarks", json.dumps({}), report)
-    html = report.read_text().replace("<h2 id=\"overview\">",
-                                      '<img src="data:image/png;base64,AAAA" alt="bad">'
-                                      '<h2 id="overview">', 1)
+    html = report.read_text().replace(
+        '<h2 id="overview">',
+        '<img src="data:image/png;base64,AAAA" alt="bad"><h2 id="overview">',
+        1,
+    )
     report.write_text(html)
     dom = _chromium(report, tmp_path / "profile", "--dump-dom")
     assert 'data-images-ok="false"' in dom.stdout

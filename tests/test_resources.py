@@ -17,11 +17,14 @@ def test_cohort_study_example():
     assert (plan.processes, plan.threads, plan.busy_cores) == (5, 4, 20)
 
 
-@pytest.mark.parametrize("mem,cores,proc,expected", [
-    (65536, 8, 1024, (8, 1)),        # memory is plenty: one process per core
-    (16384, 16, 4096, (3, 5)),       # (16 - 2) // 4 = 3 processes, 16 // 3 = 5 threads
-    (8192, 2, 6144, (1, 2)),
-])
+@pytest.mark.parametrize(
+    "mem,cores,proc,expected",
+    [
+        (65536, 8, 1024, (8, 1)),  # memory is plenty: one process per core
+        (16384, 16, 4096, (3, 5)),  # (16 - 2) // 4 = 3 processes, 16 // 3 = 5 threads
+        (8192, 2, 6144, (1, 2)),
+    ],
+)
 def test_plans(mem, cores, proc, expected):
     plan = plan_node(mem, cores, proc)
     assert (plan.processes, plan.threads) == expected
@@ -33,20 +36,57 @@ def test_process_too_big_for_node():
         plan_node(8192, 8, 16384)
 
 
-@pytest.mark.parametrize("text,mb", [("64G", 65536), ("11GB", 11264), ("512M", 512),
-                                     ("2048", 2048), ("1.5G", 1536), ("1T", 1048576)])
+@pytest.mark.parametrize(
+    "text,mb",
+    [
+        ("64G", 65536),
+        ("11GB", 11264),
+        ("512M", 512),
+        ("2048", 2048),
+        ("1.5G", 1536),
+        ("1T", 1048576),
+    ],
+)
 def test_parse_size(text, mb):
     assert parse_size_mb(text) == mb
 
 
 def test_plan_cli_prints_the_plan():
-    out = subprocess.run([sys.executable, "-m", "boneage.cli", "plan", "--node-mem", "64G",
-                          "--node-cores", "24", "--proc-mem", "11G"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "boneage.cli",
+            "plan",
+            "--node-mem",
+            "64G",
+            "--node-cores",
+            "24",
+            "--proc-mem",
+            "11G",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "5 processes x 4 threads = 20 of 24 cores busy" in out
     assert "single-threaded: 5 of 24 cores" in out
-    bad = subprocess.run([sys.executable, "-m", "boneage.cli", "plan", "--node-mem", "lots",
-                          "--node-cores", "4", "--proc-mem", "1G"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "boneage.cli",
+            "plan",
+            "--node-mem",
+            "lots",
+            "--node-cores",
+            "4",
+            "--proc-mem",
+            "1G",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0 and "not a memory size" in bad.stderr
 
 
@@ -75,16 +115,31 @@ def test_node_defaults_to_this_machine():
 
     here = Node.from_config({})
     assert here.cores == os.cpu_count() and here.mem_mb == machine_memory_mb(reserve_mb=0)
-    site = Node.from_config({"node_mem": "64G", "node_cores": 24, "reserve": "4G",
-                             "memory_margin": 0.1})
+    site = Node.from_config(
+        {"node_mem": "64G", "node_cores": 24, "reserve": "4G", "memory_margin": 0.1}
+    )
     assert (site.mem_mb, site.cores, site.reserve_mb, site.margin) == (65536, 24, 4096, 0.1)
 
 
 def test_plan_cli_from_a_calibration(tmp_path):
     cal = tmp_path / "calibration.json"
     cal.write_text(json.dumps({"peak_rss_mb": 8000.0}))
-    out = subprocess.run([sys.executable, "-m", "boneage.cli", "plan", "--node-mem", "64G",
-                          "--node-cores", "24", "--calibration", str(cal)],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "boneage.cli",
+            "plan",
+            "--node-mem",
+            "64G",
+            "--node-cores",
+            "24",
+            "--calibration",
+            str(cal),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "one predict process: 9900 MB (measured)" in out  # 8000 x 1.2 + 300
     assert "6 processes x 4 threads = 24 of 24 cores busy" in out

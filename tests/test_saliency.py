@@ -10,9 +10,15 @@ from boneage.saliency import select_examples
 
 
 def test_select_examples_typical_and_worst():
-    frame = pd.DataFrame({"id": [str(i) for i in range(20)], "boneage": np.full(20, 100.0),
-                          "pred": 100.0 + np.arange(20), "sex": "F",
-                          "subset": ["test"] * 19 + ["train"]})
+    frame = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(20)],
+            "boneage": np.full(20, 100.0),
+            "pred": 100.0 + np.arange(20),
+            "sex": "F",
+            "subset": ["test"] * 19 + ["train"],
+        }
+    )
     chosen = select_examples(frame, n=3)
     assert list(chosen.loc[chosen["kind"] == "worst", "id"]) == ["18", "17", "16"]  # 19 is train
     typical = chosen.loc[chosen["kind"] == "typical", "pred"] - 100

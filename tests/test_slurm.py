@@ -33,29 +33,40 @@ PREDICTIONS = "results/predictions/quick/tiny.tsv"
 def slurm(tmp_path_factory):
     """A running local Slurm: the environment that reaches it."""
     if localslurm.missing():
-        pytest.fail(f"Slurm tests need {', '.join(localslurm.missing())}: "
-                    "run scripts/setup.sh --test (it installs slurm-wlm and munge)")
+        pytest.fail(
+            f"Slurm tests need {', '.join(localslurm.missing())}: "
+            "run scripts/setup.sh --test (it installs slurm-wlm and munge)"
+        )
     root = tmp_path_factory.mktemp("slurm")
     try:
         extra = localslurm.start(root, mem_mb=NODE_MEM_MB)
     except Exception:
         localslurm.stop(root)
         raise
-    yield {**os.environ, **extra,
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
+    yield {
+        **os.environ,
+        **extra,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
     localslurm.stop(root)
 
 
-def _snakemake(workdir: Path, env: dict, *args: str, profile: str = "slurm",
-               timeout: int = 1200) -> subprocess.CompletedProcess:
+def _snakemake(
+    workdir: Path, env: dict, *args: str, profile: str = "slurm", timeout: int = 1200
+) -> subprocess.CompletedProcess:
     """Snakemake as a user types it, from the working directory, with a named profile."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--profile", profile]
     if profile == "slurm":  # poll soon: jobs here take seconds, not hours; no slurmdbd here
-        cmd += ["--slurm-init-seconds-before-status-checks", "2",
-                "--slurm-status-command", "squeue"]
-    proc = subprocess.run([*cmd, *args], cwd=workdir, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+        cmd += [
+            "--slurm-init-seconds-before-status-checks",
+            "2",
+            "--slurm-status-command",
+            "squeue",
+        ]
+    proc = subprocess.run(
+        [*cmd, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+    )
     if "profile" in proc.stderr and re.search(r"not found|no profile", proc.stderr):
         pytest.fail(f"profile {profile!r} not found: run scripts/setup.sh (it links the profiles)")
     return proc
@@ -103,8 +114,16 @@ def test_every_heavy_job_goes_through_sbatch(slurm_run):
     # Each job's Slurm log is named by its job id (profile: keep successful logs).
     ids = {p.stem for p in (work / "logs/slurm").rglob("*.log")}
     assert {sid for _, sid in submitted} <= ids
-    for rule in ("synth", "manifest", "shard", "profile_model", "train_model", "calibrate",
-                 "predict", "saliency"):
+    for rule in (
+        "synth",
+        "manifest",
+        "shard",
+        "profile_model",
+        "train_model",
+        "calibrate",
+        "predict",
+        "saliency",
+    ):
         assert (work / "logs/slurm" / f"rule_{rule}").is_dir(), rule
     for rule in ("resolved_config", "index", "split", "aggregate", "report"):
         assert not (work / "logs/slurm" / f"rule_{rule}").exists(), rule
@@ -140,23 +159,26 @@ def test_predictions_equal_a_local_run(slurm_run, tmp_path):
     proc = _snakemake(local, env, PREDICTIONS, "--cores", "2", profile="local")
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "rule train_model" not in proc.stdout + proc.stderr  # same model, only predictions
-    pd.testing.assert_frame_equal(pd.read_csv(local / PREDICTIONS, sep="\t"),
-                                  pd.read_csv(work / PREDICTIONS, sep="\t"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(local / PREDICTIONS, sep="\t"), pd.read_csv(work / PREDICTIONS, sep="\t")
+    )
 
 
 def test_grouped_mode_predicts_the_same_with_mpi_ranks(slurm, slurm_run, tmp_path):
     work, _ = slurm_run
     grouped = _copy_run(work, tmp_path / "grouped")
-    (grouped / "config.yaml").write_text(yaml.safe_dump(
-        _config(predict={"mode": "grouped", "group_size": 2})))
+    (grouped / "config.yaml").write_text(
+        yaml.safe_dump(_config(predict={"mode": "grouped", "group_size": 2}))
+    )
     proc = _snakemake(grouped, slurm, PREDICTIONS)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
     assert len(_asked_mem_mb(grouped, "predict_group")) == 2  # 3 shards in groups of 2
     log = (grouped / "logs/predict/quick/tiny/groups/g0000.log").read_text()
     assert "launch: srun --mpi=pmix -n 2" in log
     assert {"rank 0/2", "rank 1/2"} <= set(re.findall(r"rank \d/2", log))
-    pd.testing.assert_frame_equal(pd.read_csv(grouped / PREDICTIONS, sep="\t"),
-                                  pd.read_csv(work / PREDICTIONS, sep="\t"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(grouped / PREDICTIONS, sep="\t"), pd.read_csv(work / PREDICTIONS, sep="\t")
+    )
 
 
 def test_grouped_mode_with_a_one_process_plan(slurm, slurm_run, tmp_path):
@@ -165,15 +187,21 @@ def test_grouped_mode_with_a_one_process_plan(slurm, slurm_run, tmp_path):
     single = _copy_run(work, tmp_path / "single")
     cal = json.loads((work / "results/models/quick/calibration.json").read_text())
     node_mb = 2048 + int(cal["peak_rss_mb"] * 1.2) + 400  # reserve + one process, not two
-    (single / "config.yaml").write_text(yaml.safe_dump(_config(
-        predict={"mode": "grouped", "group_size": 2},
-        cluster={"node_mem": f"{node_mb}M", "node_cores": 2})))
+    (single / "config.yaml").write_text(
+        yaml.safe_dump(
+            _config(
+                predict={"mode": "grouped", "group_size": 2},
+                cluster={"node_mem": f"{node_mb}M", "node_cores": 2},
+            )
+        )
+    )
     proc = _snakemake(single, slurm, PREDICTIONS)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
     log = (single / "logs/predict/quick/tiny/groups/g0000.log").read_text()
     assert "launch: boneage predict-group" in log  # one rank, no srun
-    pd.testing.assert_frame_equal(pd.read_csv(single / PREDICTIONS, sep="\t"),
-                                  pd.read_csv(work / PREDICTIONS, sep="\t"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(single / PREDICTIONS, sep="\t"), pd.read_csv(work / PREDICTIONS, sep="\t")
+    )
 
 
 def test_job_arrays_for_many_shards(slurm, slurm_run, tmp_path):
@@ -183,8 +211,9 @@ def test_job_arrays_for_many_shards(slurm, slurm_run, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
     assert re.search(r"array", proc.stdout + proc.stderr, re.I)
     assert list((arrays / "logs/slurm/rule_predict").rglob("*_*.log"))  # %A_%a: one array job
-    pd.testing.assert_frame_equal(pd.read_csv(arrays / PREDICTIONS, sep="\t"),
-                                  pd.read_csv(work / PREDICTIONS, sep="\t"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(arrays / PREDICTIONS, sep="\t"), pd.read_csv(work / PREDICTIONS, sep="\t")
+    )
 
 
 def test_out_of_memory_kill_is_retried_with_more_memory(slurm, slurm_run, tmp_path):
@@ -200,8 +229,9 @@ def test_out_of_memory_kill_is_retried_with_more_memory(slurm, slurm_run, tmp_pa
     assert len(asked) >= 2 and asked[1] == 2 * asked[0], asked  # attempt x measured
     slurm_logs = "".join(p.read_text() for p in (oom / "logs/slurm/rule_predict").rglob("*.log"))
     assert "exceeded memory limit" in slurm_logs
-    pd.testing.assert_frame_equal(pd.read_csv(oom / PREDICTIONS, sep="\t"),
-                                  pd.read_csv(work / PREDICTIONS, sep="\t"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(oom / PREDICTIONS, sep="\t"), pd.read_csv(work / PREDICTIONS, sep="\t")
+    )
 
 
 def test_node_shape_comes_from_sinfo(slurm):

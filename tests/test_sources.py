@@ -45,10 +45,16 @@ def test_rsna_test_layout_with_ground_truth(tmp_path):
     write_png(tmp_path / "img" / "4360.png", _hand())
     (tmp_path / "test.csv").write_text("Case ID,Sex\n4360,M\n4361,F\n")
     (tmp_path / "gt.csv").write_text(
-        "Case ID,Sex,Ground truth bone age (months)\n4360,M,168.934249\n4361,F,169.652678\n")
-    rows, _ = read_source({"source": "rsna", "csv": str(tmp_path / "test.csv"),
-                           "images": str(tmp_path / "img"),
-                           "ground_truth": str(tmp_path / "gt.csv")})
+        "Case ID,Sex,Ground truth bone age (months)\n4360,M,168.934249\n4361,F,169.652678\n"
+    )
+    rows, _ = read_source(
+        {
+            "source": "rsna",
+            "csv": str(tmp_path / "test.csv"),
+            "images": str(tmp_path / "img"),
+            "ground_truth": str(tmp_path / "gt.csv"),
+        }
+    )
     assert rows["boneage"].round(3).tolist() == [168.934, 169.653]
     assert list(rows["sex"]) == ["M", "F"] and list(rows["label_status"]) == ["exact"] * 2
 
@@ -61,20 +67,28 @@ def test_rsna_wrong_header_is_named(tmp_path):
 
 def _sheet(tmp_path, suffix=".xlsx"):
     (tmp_path / "img").mkdir()
-    cells = ["16", "12-13", "-- 8-9", "--15.5-\n16", "13 +", "N/A", ":", "", "(2009/09/24)",
-             "13.5"]
+    cells = ["16", "12-13", "-- 8-9", "--15.5-\n16", "13 +", "N/A", ":", "", "(2009/09/24)", "13.5"]
     for i in range(len(cells)):
         write_png(tmp_path / "img" / f"H{i:03d}.png", _hand(i % 3))
-    table = pd.DataFrame({"Study no.": [f"H{i:03d}" for i in range(len(cells))],
-                          "BA (years)": cells, "Gender": ["M", "F"] * 5})
+    table = pd.DataFrame(
+        {
+            "Study no.": [f"H{i:03d}" for i in range(len(cells))],
+            "BA (years)": cells,
+            "Gender": ["M", "F"] * 5,
+        }
+    )
     path = tmp_path / f"labels{suffix}"
     if suffix == ".xlsx":
         table.to_excel(path, index=False)
     else:
         table.to_csv(path, index=False)
-    return {"source": "spreadsheet", "table": str(path), "images": str(tmp_path / "img"),
-            "label_unit": "years",
-            "columns": {"id": "Study no.", "boneage": "BA (years)", "sex": "Gender"}}
+    return {
+        "source": "spreadsheet",
+        "table": str(path),
+        "images": str(tmp_path / "img"),
+        "label_unit": "years",
+        "columns": {"id": "Study no.", "boneage": "BA (years)", "sex": "Gender"},
+    }
 
 
 @pytest.mark.parametrize("suffix", [".xlsx", ".csv"])
@@ -82,8 +96,17 @@ def test_hospital_sheet_labels(tmp_path, suffix):
     spec = _sheet(tmp_path, suffix)
     checked, plan, _ = build_manifest(spec, shard_size=4)
     assert checked["label_status"].tolist() == [
-        "exact", "range", "range", "range", "censored", "missing", "missing", "missing",
-        "unparseable", "exact"]
+        "exact",
+        "range",
+        "range",
+        "range",
+        "censored",
+        "missing",
+        "missing",
+        "missing",
+        "unparseable",
+        "exact",
+    ]
     assert checked["boneage"].iloc[:5].tolist() == [192, 150, 102, 189, 156]  # months
     assert checked["label_raw"].iloc[3] == "--15.5-\n16"
     reasons = checked["reason"].tolist()
@@ -108,8 +131,16 @@ def dicom_folder(tmp_path):
     img = _hand(1).astype(np.uint16) * 16  # 12-bit
     write_dicom(root / "plain.dcm", img, PatientAge="010Y")
     # MONOCHROME1: stored inverted, with a rescale and a window: must come out upright.
-    write_dicom(root / "2022" / "mono1.dcm", 4095 - img, photometric="MONOCHROME1", slope=2.0,
-                intercept=-1000.0, window=(3000.0, 8000.0), PatientAge=None, PatientSex="M")
+    write_dicom(
+        root / "2022" / "mono1.dcm",
+        4095 - img,
+        photometric="MONOCHROME1",
+        slope=2.0,
+        intercept=-1000.0,
+        window=(3000.0, 8000.0),
+        PatientAge=None,
+        PatientSex="M",
+    )
     write_dicom(root / "2022" / "03" / "rle.dcm", img, syntax=RLELossless, PatientAge="006M")
     write_dicom(root / "j2k.dcm", img, syntax=JPEG2000Lossless, PatientAge="120W")
     write_undecodable(root / "jpegls.dcm")
@@ -144,17 +175,21 @@ def test_dicom_identifiers_never_leave(dicom_folder, tmp_path):
     from boneage.atomic import write_tsv
     from boneage.shards import build_shard
 
-    checked, plan, _ = build_manifest({"source": "dicom", "folder": str(dicom_folder),
-                                       "salt": "s"}, 10)
+    checked, plan, _ = build_manifest(
+        {"source": "dicom", "folder": str(dicom_folder), "salt": "s"}, 10
+    )
     write_tsv(tmp_path / "rows.tsv", checked)
     by_row = checked.set_index("row")
-    verdicts = build_shard(by_row.loc[plan[0]["rows"]].reset_index(), tmp_path / "s.zarr", 32,
-                           "s00000")
-    assert set(verdicts.loc[verdicts["status"] == "rejected", "reason"]) == \
-        {"unsupported_compression"}
+    verdicts = build_shard(
+        by_row.loc[plan[0]["rows"]].reset_index(), tmp_path / "s.zarr", 32, "s00000"
+    )
+    assert set(verdicts.loc[verdicts["status"] == "rejected", "reason"]) == {
+        "unsupported_compression"
+    }
     blobs = [(tmp_path / "rows.tsv").read_text()]
-    blobs += [p.read_bytes().decode("latin-1") for p in (tmp_path / "s.zarr").rglob("*")
-              if p.is_file()]
+    blobs += [
+        p.read_bytes().decode("latin-1") for p in (tmp_path / "s.zarr").rglob("*") if p.is_file()
+    ]
     for value in IDENTIFYING.values():
         assert all(value not in b for b in blobs), value
     assert checked["id"].str.match(r"^S[0-9a-f]{16}$").all()
@@ -162,10 +197,18 @@ def test_dicom_identifiers_never_leave(dicom_folder, tmp_path):
 
 def test_dicom_labels_join_on_configured_id(dicom_folder, tmp_path):
     (tmp_path / "ba.csv").write_text("Accession,BA\nACC-0815,11-12\n")
-    rows, _ = read_source({"source": "dicom", "folder": str(dicom_folder), "pseudonymize": False,
-                           "id_field": "AccessionNumber",
-                           "labels": {"table": str(tmp_path / "ba.csv"),
-                                      "columns": {"id": "Accession", "boneage": "BA"}}})
+    rows, _ = read_source(
+        {
+            "source": "dicom",
+            "folder": str(dicom_folder),
+            "pseudonymize": False,
+            "id_field": "AccessionNumber",
+            "labels": {
+                "table": str(tmp_path / "ba.csv"),
+                "columns": {"id": "Accession", "boneage": "BA"},
+            },
+        }
+    )
     readable = rows[rows["error"].isna()]
     assert (readable["id"] == "ACC-0815").all()  # configured as the id, so it may be kept
     assert (readable["boneage"] == 138).all() and (readable["label_status"] == "range").all()
@@ -186,8 +229,12 @@ def test_truncated_dicom_is_named_even_when_its_id_repeats(tmp_path, syntax):
     root = tmp_path / "pacs"
     root.mkdir()
     uid = pydicom.uid.generate_uid()
-    write_dicom(root / "a.dcm", _hand(2).astype(np.uint16) * 16, StudyInstanceUID=uid,
-                syntax=getattr(pydicom.uid, syntax) if syntax else None)
+    write_dicom(
+        root / "a.dcm",
+        _hand(2).astype(np.uint16) * 16,
+        StudyInstanceUID=uid,
+        syntax=getattr(pydicom.uid, syntax) if syntax else None,
+    )
     good = (root / "a.dcm").read_bytes()
     (root / "b.dcm").write_bytes(good[: len(good) - 200])
     checked, _, _ = build_manifest({"source": "dicom", "folder": str(root), "salt": "s"}, 10)
@@ -204,5 +251,7 @@ def test_dicom_rows_keep_body_part_and_modality(tmp_path):
     write_dicom(root / "mr.dcm", _hand(3).astype(np.uint16) * 16, Modality="MR")
     rows, _ = read_source({"source": "dicom", "folder": str(root), "salt": "s"})
     got = rows.set_index("path")[["body_part", "modality"]].to_dict("index")
-    assert got == {"hand.dcm": {"body_part": "HAND", "modality": "DX"},
-                   "mr.dcm": {"body_part": "", "modality": "MR"}}
+    assert got == {
+        "hand.dcm": {"body_part": "HAND", "modality": "DX"},
+        "mr.dcm": {"body_part": "", "modality": "MR"},
+    }

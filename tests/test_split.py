@@ -8,9 +8,13 @@ from boneage.split import make_split, subset_of
 
 
 def test_deterministic_and_grouped_by_patient():
-    manifest = pd.DataFrame({"id": [str(i) for i in range(2000)],
-                             "patient": [f"p{i // 2}" for i in range(2000)],
-                             "status": ["accepted"] * 1999 + ["rejected"]})
+    manifest = pd.DataFrame(
+        {
+            "id": [str(i) for i in range(2000)],
+            "patient": [f"p{i // 2}" for i in range(2000)],
+            "status": ["accepted"] * 1999 + ["rejected"],
+        }
+    )
     a = make_split(manifest, seed=7, val=0.1, test=0.2)
     b = make_split(manifest.sample(frac=1.0, random_state=1), seed=7, val=0.1, test=0.2)
     assert len(a) == 1999
@@ -30,11 +34,17 @@ def test_subset_is_the_same_in_another_process():
 
     patients = [f"patient-{i}" for i in range(300)]
     here = [subset_of(p, 42, 0.1, 0.2) for p in patients]
-    code = ("import sys; from boneage.split import subset_of; "
-            "print(' '.join(subset_of(p, 42, 0.1, 0.2) for p in sys.argv[1:]))")
-    there = subprocess.run([sys.executable, "-c", code, *patients], capture_output=True,
-                           text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": "12345"}).stdout.split()
+    code = (
+        "import sys; from boneage.split import subset_of; "
+        "print(' '.join(subset_of(p, 42, 0.1, 0.2) for p in sys.argv[1:]))"
+    )
+    there = subprocess.run(
+        [sys.executable, "-c", code, *patients],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    ).stdout.split()
     assert there == here and {"train", "val", "test"} <= set(here)
 
 

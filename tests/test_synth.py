@@ -25,8 +25,9 @@ def test_same_seed_same_bytes(tmp_path):
     b = make_cohort(tmp_path / "b", 6, seed=3)
     pd.testing.assert_frame_equal(a, b)
     for i in a["id"]:
-        assert (tmp_path / "a/images" / f"{i}.png").read_bytes() == \
-            (tmp_path / "b/images" / f"{i}.png").read_bytes()
+        assert (tmp_path / "a/images" / f"{i}.png").read_bytes() == (
+            tmp_path / "b/images" / f"{i}.png"
+        ).read_bytes()
     c = make_cohort(tmp_path / "c", 6, seed=4)
     assert not a["true_boneage"].equals(c["true_boneage"])
 
@@ -46,8 +47,10 @@ def test_labels_look_like_readings():
 
 def test_anatomy_matures_with_age():
     rng = np.random.default_rng(0)
-    carpals = [sum(c.name in CARPALS for c in build_hand(m * 12, True, rng).centres)
-               for m in (0.5, 4, 8, 14)]
+    carpals = [
+        sum(c.name in CARPALS for c in build_hand(m * 12, True, rng).centres)
+        for m in (0.5, 4, 8, 14)
+    ]
     assert carpals == sorted(carpals) and carpals[0] <= 2 and carpals[-1] == len(CARPALS)
     assert hand_length(1, True) < hand_length(8, True) < hand_length(16, True)
 

@@ -18,8 +18,12 @@ SCRIPT = str(REPO / "tests" / "dist_step.py")
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-            "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(REPO)}
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "PYTHONPATH": str(REPO),
+    }
 
 
 def _weights(path: Path) -> list[np.ndarray]:
@@ -30,12 +34,21 @@ def _weights(path: Path) -> list[np.ndarray]:
 @pytest.mark.skipif(HOROVODRUN is None, reason="horovodrun not installed")
 @pytest.mark.parametrize("controller", ["--gloo", "--mpi"])
 def test_two_ranks_match_one_process(tmp_path, controller):
-    single = subprocess.run([sys.executable, SCRIPT, str(tmp_path)], env=_env(),
-                            capture_output=True, text=True, timeout=300)
+    single = subprocess.run(
+        [sys.executable, SCRIPT, str(tmp_path)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr[-2000:]
-    dist = subprocess.run([HOROVODRUN, "-np", "2", controller, sys.executable, SCRIPT,
-                           str(tmp_path)], env=_env(), capture_output=True, text=True,
-                          timeout=300)
+    dist = subprocess.run(
+        [HOROVODRUN, "-np", "2", controller, sys.executable, SCRIPT, str(tmp_path)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert dist.returncode == 0, dist.stdout[-2000:] + dist.stderr[-2000:]
     one = _weights(tmp_path / "weights_rank0_of1.npz")
     r0 = _weights(tmp_path / "weights_rank0_of2.npz")

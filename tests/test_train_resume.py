@@ -23,9 +23,24 @@ def _train_cmd(tmp_path, paths, split):
     write_json(tmp_path / "index.json", {"shards": [{"path": p} for p in paths]})
     write_tsv(tmp_path / "split.tsv", split)
     exp = {"image_size": 32, "epochs": EPOCHS, "batch_size": 8, "seed": 3}
-    return [sys.executable, "-m", "boneage.cli", "train", "--name", "r", "--experiment",
-            json.dumps(exp), "--index", str(tmp_path / "index.json"), "--split",
-            str(tmp_path / "split.tsv"), "--out-dir", str(tmp_path / "model"), "--threads", "1"]
+    return [
+        sys.executable,
+        "-m",
+        "boneage.cli",
+        "train",
+        "--name",
+        "r",
+        "--experiment",
+        json.dumps(exp),
+        "--index",
+        str(tmp_path / "index.json"),
+        "--split",
+        str(tmp_path / "split.tsv"),
+        "--out-dir",
+        str(tmp_path / "model"),
+        "--threads",
+        "1",
+    ]
 
 
 def test_killed_job_resumes_without_gaps(tmp_path, tiny_shards):

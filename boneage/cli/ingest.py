@@ -18,11 +18,15 @@ def cmd_manifest(a: argparse.Namespace) -> None:
     checked, plan, unmatched = build_manifest(load_json(a.spec), a.shard_size)
     write_tsv(a.rows, checked)
     write_json(a.plan, {"shards": plan, "unmatched_corrections": unmatched})
-    print(f"{len(checked)} rows: {int((checked.status == 'accepted').sum())} pass table checks, "
-          f"{len(plan)} shards")
+    print(
+        f"{len(checked)} rows: {int((checked.status == 'accepted').sum())} pass table checks, "
+        f"{len(plan)} shards"
+    )
     if unmatched:
-        print(f"warning: {len(unmatched)} correction(s) name ids not in the source: "
-              f"{', '.join(unmatched[:10])}")
+        print(
+            f"warning: {len(unmatched)} correction(s) name ids not in the source: "
+            f"{', '.join(unmatched[:10])}"
+        )
 
 
 def cmd_shard(a: argparse.Namespace) -> None:
@@ -45,8 +49,10 @@ def cmd_index(a: argparse.Namespace) -> None:
     manifest = finalise(read_tsv(a.rows), [read_tsv(p) for p in a.qc])
     write_tsv(a.manifest, manifest)
     counts = manifest[manifest.status == "accepted"].groupby("shard").size()
-    shards = [{"shard": Path(p).stem, "path": p, "images": int(counts.get(Path(p).stem, 0))}
-              for p in a.shards]
+    shards = [
+        {"shard": Path(p).stem, "path": p, "images": int(counts.get(Path(p).stem, 0))}
+        for p in a.shards
+    ]
     write_json(a.index, {"shards": shards, "summary": summarise(manifest)})
     print(json.dumps(summarise(manifest)))
 

@@ -15,20 +15,23 @@ def cmd_calibrate(a: argparse.Namespace) -> None:
     """Measure the peak memory of predict on one shard."""
     from boneage.calibrate import calibrate_predict
 
-    result = calibrate_predict(a.model, a.shard, a.threads or 1, tta=a.tta,
-                               batch_size=a.batch_size)
+    result = calibrate_predict(a.model, a.shard, a.threads or 1, tta=a.tta, batch_size=a.batch_size)
     write_json(a.out, result)
     estimate = f" (estimate {result['estimate_mb']:.0f} MB)" if "estimate_mb" in result else ""
-    print(f"predict on {result['images']} images: peak RSS {result['peak_rss_mb']:.0f} MB"
-          f"{estimate}, {result['images_per_s']:.1f} images/s with {a.threads or 1} thread(s)")
+    print(
+        f"predict on {result['images']} images: peak RSS {result['peak_rss_mb']:.0f} MB"
+        f"{estimate}, {result['images_per_s']:.1f} images/s with {a.threads or 1} thread(s)"
+    )
 
 
 def cmd_predict(a: argparse.Namespace) -> None:
     """Predict bone age for one shard."""
     from boneage.predict import predict_shard
 
-    write_tsv(a.out, predict_shard(a.model, a.shard, batch_size=a.batch_size, threads=a.threads,
-                                   tta=a.tta))
+    write_tsv(
+        a.out,
+        predict_shard(a.model, a.shard, batch_size=a.batch_size, threads=a.threads, tta=a.tta),
+    )
 
 
 def cmd_predict_group(a: argparse.Namespace) -> None:
@@ -51,8 +54,9 @@ def cmd_predict_group(a: argparse.Namespace) -> None:
         print(f"{len(a.shards)} shards, {len(table)} images -> {a.out}")
 
 
-def _score(a: argparse.Namespace, frames: list[pd.DataFrame], train_mean: float,
-           extra: dict) -> dict:
+def _score(
+    a: argparse.Namespace, frames: list[pd.DataFrame], train_mean: float, extra: dict
+) -> dict:
     """Score a cohort's predictions and write both outputs; returns the metrics."""
     from boneage.aggregate import aggregate
 
@@ -67,8 +71,9 @@ def _score(a: argparse.Namespace, frames: list[pd.DataFrame], train_mean: float,
 def cmd_aggregate(a: argparse.Namespace) -> None:
     """Merge shard predictions and score a cohort."""
     train = load_json(a.train_summary)
-    result = _score(a, [read_tsv(p) for p in a.predictions], train["train_mean"],
-                    {"experiment": a.experiment})
+    result = _score(
+        a, [read_tsv(p) for p in a.predictions], train["train_mean"], {"experiment": a.experiment}
+    )
     print(f"{a.experiment} on {a.cohort}: held-out MAE {result['label']['all'].get('mae', 0):.2f}")
 
 
@@ -77,10 +82,16 @@ def cmd_ensemble(a: argparse.Namespace) -> None:
     from boneage.aggregate import ensemble_predictions
 
     means = [load_json(p)["train_mean"] for p in a.train_summaries]
-    result = _score(a, [ensemble_predictions([read_tsv(p) for p in a.members])],
-                    sum(means) / len(means), {"experiment": a.name, "members": a.member_names})
-    print(f"ensemble {a.name} on {a.cohort}: held-out MAE "
-          f"{result['label']['all'].get('mae', float('nan')):.2f}")
+    result = _score(
+        a,
+        [ensemble_predictions([read_tsv(p) for p in a.members])],
+        sum(means) / len(means),
+        {"experiment": a.name, "members": a.member_names},
+    )
+    print(
+        f"ensemble {a.name} on {a.cohort}: held-out MAE "
+        f"{result['label']['all'].get('mae', float('nan')):.2f}"
+    )
 
 
 def cmd_plan(a: argparse.Namespace) -> None:
@@ -92,11 +103,11 @@ def cmd_plan(a: argparse.Namespace) -> None:
             proc_mb = parse_size_mb(a.proc_mem)
         else:
             size = load_json(a.profile)["image_size"] if a.profile else 0
-            proc_mb, source = predict_memory_mb(a.profile, a.calibration, size, a.shard_size,
-                                                margin=a.margin)
+            proc_mb, source = predict_memory_mb(
+                a.profile, a.calibration, size, a.shard_size, margin=a.margin
+            )
             print(f"one predict process: {proc_mb} MB ({source})")
-        plan = plan_node(parse_size_mb(a.node_mem), a.node_cores, proc_mb,
-                         parse_size_mb(a.reserve))
+        plan = plan_node(parse_size_mb(a.node_mem), a.node_cores, proc_mb, parse_size_mb(a.reserve))
     except (ValueError, OSError, KeyError) as exc:
         sys.exit(f"boneage plan: {exc}")
     print(plan.describe())

@@ -11,10 +11,18 @@ def cmd_synth(a: argparse.Namespace) -> None:
     """Render a synthetic cohort in the RSNA training layout."""
     from boneage.synth.cohort import make_cohort
 
-    frame = make_cohort(a.out, a.n, a.seed, workers=a.workers, nonhand_share=a.nonhand_share,
-                        inverted_share=a.inverted_share)
-    print(f"wrote {len(frame)} studies to {a.out} ({(frame.kind != 'hand').sum()} non-hand, "
-          f"{frame.inverted.sum()} inverted)")
+    frame = make_cohort(
+        a.out,
+        a.n,
+        a.seed,
+        workers=a.workers,
+        nonhand_share=a.nonhand_share,
+        inverted_share=a.inverted_share,
+    )
+    print(
+        f"wrote {len(frame)} studies to {a.out} ({(frame.kind != 'hand').sum()} non-hand, "
+        f"{frame.inverted.sum()} inverted)"
+    )
 
 
 def register(sub) -> None:

@@ -20,8 +20,10 @@ def cmd_profile(a: argparse.Namespace) -> None:
     profile = profile_experiment(exp)
     profile.save(a.out)
     batch = host_batch(exp.get("batch_size", 32))
-    print(f"{profile.backbone} at {profile.image_size} px: {profile.params:,} parameters, "
-          f"{profile.activations:,} activation floats per image")
+    print(
+        f"{profile.backbone} at {profile.image_size} px: {profile.params:,} parameters, "
+        f"{profile.activations:,} activation floats per image"
+    )
     print(f"train (batch {batch}): {estimate(profile, 'train', batch).describe()}")
     print(f"predict (batch 64): {estimate(profile, 'predict', 64).describe()}")
 
@@ -33,8 +35,7 @@ def cmd_launch(a: argparse.Namespace) -> None:
     command = a.command[1:] if a.command[:1] == ["--"] else a.command
     if not command:
         sys.exit("boneage launch: give the command after --")
-    sys.exit(launch(command, a.ranks, a.cpu_ranks, a.controller, mpi=a.mpi,
-                    launcher=a.launcher))
+    sys.exit(launch(command, a.ranks, a.cpu_ranks, a.controller, mpi=a.mpi, launcher=a.launcher))
 
 
 def cmd_train(a: argparse.Namespace) -> None:
@@ -52,18 +53,25 @@ def cmd_train(a: argparse.Namespace) -> None:
 def register(sub) -> None:
     """Add this module's subcommands."""
     s = add_step(sub, "profile", cmd_profile)
-    s.add_argument("--experiment", required=True,
-                   help="experiment settings: a JSON file (or inline JSON)")
+    s.add_argument(
+        "--experiment", required=True, help="experiment settings: a JSON file (or inline JSON)"
+    )
     s.add_argument("--out", required=True)
 
     s = add_step(sub, "launch", cmd_launch)
     s.add_argument("--ranks", type=int, default=1)
     s.add_argument("--cpu-ranks", type=int, default=2, help="most ranks when there is no GPU")
     s.add_argument("--controller", choices=["gloo", "mpi"], default="gloo")
-    s.add_argument("--mpi", action="store_true",
-                   help="plain MPI ranks (mpirun, or srun under Slurm), not Horovod training")
-    s.add_argument("--launcher", default="srun",
-                   help="how a Slurm job starts ranks: srun (default), mpiexec, mpirun")
+    s.add_argument(
+        "--mpi",
+        action="store_true",
+        help="plain MPI ranks (mpirun, or srun under Slurm), not Horovod training",
+    )
+    s.add_argument(
+        "--launcher",
+        default="srun",
+        help="how a Slurm job starts ranks: srun (default), mpiexec, mpirun",
+    )
     s.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ...")
 
     s = add_step(sub, "train", cmd_train)

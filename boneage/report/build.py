@@ -22,10 +22,19 @@ from boneage.report import plots
 from boneage.report.collect import RunResults, collect
 from boneage.report.review import label_review, qc_gallery, saliency_examples
 
-LABEL_STATUSES = ("exact", "range", "censored", "missing", "unparseable", "corrected",
-                  "unlabelled")
-PACKAGES = ("tensorflow-cpu", "keras", "horovod", "snakemake", "zarr", "h5py", "numpy",
-            "pandas", "pillow", "mpi4py")
+LABEL_STATUSES = ("exact", "range", "censored", "missing", "unparseable", "corrected", "unlabelled")
+PACKAGES = (
+    "tensorflow-cpu",
+    "keras",
+    "horovod",
+    "snakemake",
+    "zarr",
+    "h5py",
+    "numpy",
+    "pandas",
+    "pillow",
+    "mpi4py",
+)
 
 
 def versions() -> dict[str, str]:
@@ -42,8 +51,13 @@ def versions() -> dict[str, str]:
 def git_commit() -> str:
     """The workflow's git commit (``unknown`` outside a checkout)."""
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, check=True, timeout=10).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -53,23 +67,45 @@ def cohort_sections(run: RunResults, results: Path) -> list[dict[str, Any]]:
     sections = []
     for (exp, cohort), m in sorted(run.metrics.items()):
         frame = run.predictions.get((exp, cohort))
-        held = frame if frame is None or m["held_out"] == "all images" else \
-            frame[frame["subset"] == "test"]
+        held = (
+            frame
+            if frame is None or m["held_out"] == "all images"
+            else frame[frame["subset"] == "test"]
+        )
         figs = []
         if held is not None and len(held):
             ref = "true_boneage" if "true" in m else "boneage"
-            figs = [("Predicted vs label", plots.scatter(held, "boneage", "predicted vs label")),
-                    ("Bland-Altman plot against the label",
-                     plots.bland_altman(held, "boneage", "Bland-Altman vs label")),
-                    (f"Absolute error by age band ({ref.replace('_', ' ')})",
-                     plots.error_by_band(held, ref, "error by age band"))]
+            figs = [
+                ("Predicted vs label", plots.scatter(held, "boneage", "predicted vs label")),
+                (
+                    "Bland-Altman plot against the label",
+                    plots.bland_altman(held, "boneage", "Bland-Altman vs label"),
+                ),
+                (
+                    f"Absolute error by age band ({ref.replace('_', ' ')})",
+                    plots.error_by_band(held, ref, "error by age band"),
+                ),
+            ]
             if "true" in m:
-                figs.insert(1, ("Predicted vs true bone age",
-                                plots.scatter(held, "true_boneage", "predicted vs true age")))
+                figs.insert(
+                    1,
+                    (
+                        "Predicted vs true bone age",
+                        plots.scatter(held, "true_boneage", "predicted vs true age"),
+                    ),
+                )
         refs = [("label", m["label"])] + ([("true age", m["true"])] if "true" in m else [])
         examples = saliency_examples(results / "saliency" / exp / f"{cohort}.npz")
-        sections.append({"experiment": exp, "cohort": cohort, "m": m, "refs": refs,
-                         "figures": figs, "examples": examples})
+        sections.append(
+            {
+                "experiment": exp,
+                "cohort": cohort,
+                "m": m,
+                "refs": refs,
+                "figures": figs,
+                "examples": examples,
+            }
+        )
     return sections
 
 
@@ -81,14 +117,30 @@ def experiment_table(run: RunResults) -> list[dict[str, Any]]:
         t = run.train.get(name, {})
         e = t.get("experiment", {})
         mae = {c: m["label"]["all"].get("mae") for (x, c), m in run.metrics.items() if x == name}
-        members = next((m.get("members") for (x, _), m in run.metrics.items()
-                        if x == name and m.get("members")), None)
-        rows.append({"name": name, "backbone": e.get("backbone", "ensemble" if members else ""),
-                     "loss": e.get("loss", ""), "sex_mode": e.get("sex_mode", ""),
-                     "image_size": e.get("image_size", ""), "epochs": t.get("epochs_run", ""),
-                     "ranks": t.get("world_size", ""), "device": t.get("device", ""),
-                     "val_mae": t.get("best_val_mae"), "seconds": t.get("train_seconds", ""),
-                     "mae": mae, "members": members})
+        members = next(
+            (
+                m.get("members")
+                for (x, _), m in run.metrics.items()
+                if x == name and m.get("members")
+            ),
+            None,
+        )
+        rows.append(
+            {
+                "name": name,
+                "backbone": e.get("backbone", "ensemble" if members else ""),
+                "loss": e.get("loss", ""),
+                "sex_mode": e.get("sex_mode", ""),
+                "image_size": e.get("image_size", ""),
+                "epochs": t.get("epochs_run", ""),
+                "ranks": t.get("world_size", ""),
+                "device": t.get("device", ""),
+                "val_mae": t.get("best_val_mae"),
+                "seconds": t.get("train_seconds", ""),
+                "mae": mae,
+                "members": members,
+            }
+        )
     return rows
 
 
@@ -104,9 +156,15 @@ def where_planned(cluster: dict, executor: str = "") -> dict:
 
     slurm = executor == "slurm" if executor else "SLURM_JOB_ID" in os.environ
     node = Node.from_config(cluster, slurm=slurm)
-    return {"executor": "slurm" if slurm else "local",
-            "node": {"mem_mb": node.mem_mb, "cores": node.cores, "reserve_mb": node.reserve_mb,
-                     "margin": node.margin}}
+    return {
+        "executor": "slurm" if slurm else "local",
+        "node": {
+            "mem_mb": node.mem_mb,
+            "cores": node.cores,
+            "reserve_mb": node.reserve_mb,
+            "margin": node.margin,
+        },
+    }
 
 
 def memory_plans(calibration: dict[str, dict], node: dict | None) -> list[dict]:
@@ -119,17 +177,23 @@ def memory_plans(calibration: dict[str, dict], node: dict | None) -> list[dict]:
         if node:
             try:
                 proc = with_margin(cal["peak_rss_mb"], node.get("margin", 0.2))
-                row["plan"] = plan_node(node["mem_mb"], node["cores"], proc,
-                                        node.get("reserve_mb", NODE_RESERVE_MB)).describe()
+                row["plan"] = plan_node(
+                    node["mem_mb"], node["cores"], proc, node.get("reserve_mb", NODE_RESERVE_MB)
+                ).describe()
             except ValueError as exc:
                 row["plan"] = str(exc)
         rows.append(row)
     return rows
 
 
-def build_report(results: str | os.PathLike[str], benchmarks: str | os.PathLike[str],
-                 config_json: str, out: str | os.PathLike[str], run_info: str = "{}",
-                 executor: str = "") -> None:
+def build_report(
+    results: str | os.PathLike[str],
+    benchmarks: str | os.PathLike[str],
+    config_json: str,
+    out: str | os.PathLike[str],
+    run_info: str = "{}",
+    executor: str = "",
+) -> None:
     """Render the report from the output folders.
 
     ``config_json`` is the run's resolved config (a JSON file); ``run_info``
@@ -142,35 +206,64 @@ def build_report(results: str | os.PathLike[str], benchmarks: str | os.PathLike[
     qc, review = {}, {}
     for cohort, manifest in run.manifests.items():
         s = summarise(manifest)
-        qc[cohort] = {"summary": s, "figure": plots.qc_reasons(s["by_reason"], cohort),
-                      "gallery": qc_gallery(results, cohort)}
+        qc[cohort] = {
+            "summary": s,
+            "figure": plots.qc_reasons(s["by_reason"], cohort),
+            "gallery": qc_gallery(results, cohort),
+        }
     for (exp, cohort), frame in sorted(run.predictions.items()):
-        best = min((m["label"]["all"].get("mae", float("inf")), x)
-                   for (x, c), m in run.metrics.items() if c == cohort)[1]
+        best = min(
+            (m["label"]["all"].get("mae", float("inf")), x)
+            for (x, c), m in run.metrics.items()
+            if c == cohort
+        )[1]
         if exp == best and cohort not in review:
             cases, csv = label_review(results, cohort, frame)
             review[cohort] = {"experiment": exp, "cases": cases, "csv": csv}
     experiments = experiment_table(run)
     cohorts = sorted({c for _, c in run.metrics} | set(run.manifests))
-    steps = (run.benchmarks.groupby("step").agg(jobs=("seconds", "size"),
-                                                 total_s=("seconds", "sum"),
-                                                 max_s=("seconds", "max"),
-                                                 max_rss_mb=("max_rss_mb", "max"))
-             .reset_index().to_dict("records")) if len(run.benchmarks) else []
+    steps = (
+        (
+            run.benchmarks.groupby("step")
+            .agg(
+                jobs=("seconds", "size"),
+                total_s=("seconds", "sum"),
+                max_s=("seconds", "max"),
+                max_rss_mb=("max_rss_mb", "max"),
+            )
+            .reset_index()
+            .to_dict("records")
+        )
+        if len(run.benchmarks)
+        else []
+    )
     for row in steps:
         row["requested_mb"] = info.get("mem_mb", {}).get(row["step"])
     memory = memory_plans(run.calibration, info.get("node"))
-    env = Environment(loader=PackageLoader("boneage", "templates"),
-                      autoescape=select_autoescape(default=True, default_for_string=True))
+    env = Environment(
+        loader=PackageLoader("boneage", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
     html = env.get_template("report.html").render(
         title=config.get("report", {}).get("title", "boneage report"),
         generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        sections=cohort_sections(run, results), qc=qc, reasons=REASONS, train=run.train,
-        experiments=experiments, cohorts=cohorts, review=review,
+        sections=cohort_sections(run, results),
+        qc=qc,
+        reasons=REASONS,
+        train=run.train,
+        experiments=experiments,
+        cohorts=cohorts,
+        review=review,
         trained_on=config.get("train_cohorts", []),
         curves=plots.training_curves(run.histories) if run.histories else None,
-        within=WITHIN_MONTHS, label_statuses=LABEL_STATUSES,
-        steps=steps, versions=versions(), commit=git_commit(),
-        config=json.dumps(public_config(config), indent=2), host=platform.node(), info=info,
-        memory=memory)
+        within=WITHIN_MONTHS,
+        label_statuses=LABEL_STATUSES,
+        steps=steps,
+        versions=versions(),
+        commit=git_commit(),
+        config=json.dumps(public_config(config), indent=2),
+        host=platform.node(),
+        info=info,
+        memory=memory,
+    )
     write_text(out, html)

@@ -61,6 +61,12 @@ def read_benchmarks(folder: str | os.PathLike[str]) -> pd.DataFrame:
             continue
         rel = p.relative_to(root)
         rss = pd.to_numeric(b.get("max_rss", pd.Series([float("nan")])), errors="coerce")
-        rows.append({"step": rel.parts[0], "target": "/".join(rel.with_suffix("").parts[1:]),
-                     "seconds": float(b["s"].iloc[-1]), "max_rss_mb": float(rss.iloc[-1])})
+        rows.append(
+            {
+                "step": rel.parts[0],
+                "target": "/".join(rel.with_suffix("").parts[1:]),
+                "seconds": float(b["s"].iloc[-1]),
+                "max_rss_mb": float(rss.iloc[-1]),
+            }
+        )
     return pd.DataFrame(rows, columns=["step", "target", "seconds", "max_rss_mb"])

@@ -29,11 +29,22 @@ def scatter(frame: pd.DataFrame, ref: str, title: str) -> str:
     """Predicted vs reference bone age (years), coloured by sex, identity line."""
     fig, ax = plt.subplots(figsize=(4.2, 4.0))
     for sex, g in frame.groupby("sex"):
-        ax.scatter(g[ref] / 12, g["pred"] / 12, s=6, alpha=0.6, label=str(sex),
-                   color=SEX_COLOURS.get(str(sex), "grey"))
+        ax.scatter(
+            g[ref] / 12,
+            g["pred"] / 12,
+            s=6,
+            alpha=0.6,
+            label=str(sex),
+            color=SEX_COLOURS.get(str(sex), "grey"),
+        )
     ax.plot([0, 19], [0, 19], color="black", lw=0.8)
-    ax.set(xlim=(0, 19), ylim=(0, 19), xlabel=f"{ref.replace('_', ' ')} (years)",
-           ylabel="predicted (years)", title=title)
+    ax.set(
+        xlim=(0, 19),
+        ylim=(0, 19),
+        xlabel=f"{ref.replace('_', ' ')} (years)",
+        ylabel="predicted (years)",
+        title=title,
+    )
     ax.legend(loc="upper left", fontsize=8)
     return to_uri(fig)
 
@@ -48,9 +59,11 @@ def bland_altman(frame: pd.DataFrame, ref: str, title: str) -> str:
     for y, style in ((bias, "-"), (bias + 1.96 * sd, "--"), (bias - 1.96 * sd, "--")):
         ax.axhline(y, color="#d62728", ls=style, lw=1)
     lo, hi = bias - 1.96 * sd, bias + 1.96 * sd
-    ax.set(xlabel="mean of predicted and reference (years)",
-           ylabel="predicted - reference (months)",
-           title=f"{title}\nbias {bias:+.1f} mo, limits of agreement {lo:+.1f} to {hi:+.1f}")
+    ax.set(
+        xlabel="mean of predicted and reference (years)",
+        ylabel="predicted - reference (months)",
+        title=f"{title}\nbias {bias:+.1f} mo, limits of agreement {lo:+.1f} to {hi:+.1f}",
+    )
     return to_uri(fig)
 
 
@@ -61,8 +74,9 @@ def error_by_band(frame: pd.DataFrame, ref: str, title: str) -> str:
     data = [np.abs(frame["pred"] - frame[ref]).to_numpy()[bands == b] for b in labels]
     fig, ax = plt.subplots(figsize=(4.6, 3.4))
     ax.boxplot([d if d.size else [np.nan] for d in data], showfliers=False)
-    ax.set_xticks(range(1, len(labels) + 1), [f"{b}\n(n={d.size})" for b, d in zip(labels, data)],
-                  fontsize=8)
+    ax.set_xticks(
+        range(1, len(labels) + 1), [f"{b}\n(n={d.size})" for b, d in zip(labels, data)], fontsize=8
+    )
     ax.set(ylabel="absolute error (months)", title=title)
     return to_uri(fig)
 
@@ -71,9 +85,15 @@ def training_curves(histories: dict[str, pd.DataFrame]) -> str:
     """Training loss and validation MAE per epoch for every experiment."""
     fig, ax = plt.subplots(figsize=(6.0, 3.6))
     for name, h in histories.items():
-        line, = ax.plot(h["epoch"], h["loss"], lw=1, label=f"{name} train loss")
-        ax.plot(h["epoch"], h["val_mae"], lw=1.5, ls="--", color=line.get_color(),
-                label=f"{name} val MAE")
+        (line,) = ax.plot(h["epoch"], h["loss"], lw=1, label=f"{name} train loss")
+        ax.plot(
+            h["epoch"],
+            h["val_mae"],
+            lw=1.5,
+            ls="--",
+            color=line.get_color(),
+            label=f"{name} val MAE",
+        )
     ax.set(xlabel="epoch", ylabel="MAE (months)", title="training curves")
     ax.legend(fontsize=8)
     return to_uri(fig)

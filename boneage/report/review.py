@@ -53,11 +53,18 @@ def saliency_examples(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with np.load(path, allow_pickle=False) as f:
-        return [{"id": str(f["ids"][i]), "kind": str(f["kind"][i]), "sex": str(f["sex"][i]),
-                 "label": float(f["label"][i]), "pred": float(f["pred"][i]),
-                 "image": image_uri(f["images"][i], 2 * THUMB),
-                 "overlay": overlay_uri(f["images"][i], f["maps"][i])}
-                for i in range(len(f["ids"]))]
+        return [
+            {
+                "id": str(f["ids"][i]),
+                "kind": str(f["kind"][i]),
+                "sex": str(f["sex"][i]),
+                "label": float(f["label"][i]),
+                "pred": float(f["pred"][i]),
+                "image": image_uri(f["images"][i], 2 * THUMB),
+                "overlay": overlay_uri(f["images"][i], f["maps"][i]),
+            }
+            for i in range(len(f["ids"]))
+        ]
 
 
 def shard_images(results: Path, cohort: str, ids: list[str]) -> dict[str, np.ndarray]:
@@ -82,8 +89,9 @@ def shard_images(results: Path, cohort: str, ids: list[str]) -> dict[str, np.nda
     return found
 
 
-def label_review(results: Path, cohort: str, frame: pd.DataFrame,
-                 n: int = REVIEW_CASES) -> tuple[list[dict], str]:
+def label_review(
+    results: Path, cohort: str, frame: pd.DataFrame, n: int = REVIEW_CASES
+) -> tuple[list[dict], str]:
     """The ``n`` images whose label disagrees most with the model, and a corrections CSV.
 
     The CSV has the columns the ingestion step reads (see
@@ -94,20 +102,38 @@ def label_review(results: Path, cohort: str, frame: pd.DataFrame,
     labelled["disagreement"] = (labelled["pred"] - labelled["boneage"]).abs()
     top = labelled.nlargest(n, "disagreement")
     images = shard_images(results, cohort, top["id"].astype(str).tolist())
-    cases = [{"id": r.id, "sex": r.sex, "label": r.boneage, "pred": r.pred,
-              "diff": r.pred - r.boneage, "subset": getattr(r, "subset", ""),
-              "thumb": image_uri(images[str(r.id)]) if str(r.id) in images else None}
-             for r in top.itertuples(index=False)]
-    sheet = pd.DataFrame({"id": top["id"], "action": "", "boneage_months": "", "reviewer": "",
-                          "date": "", "note": [f"label {b:.0f} mo, model {p:.0f} mo"
-                                               for b, p in zip(top["boneage"], top["pred"])]},
-                         columns=CORRECTION_COLUMNS)
+    cases = [
+        {
+            "id": r.id,
+            "sex": r.sex,
+            "label": r.boneage,
+            "pred": r.pred,
+            "diff": r.pred - r.boneage,
+            "subset": getattr(r, "subset", ""),
+            "thumb": image_uri(images[str(r.id)]) if str(r.id) in images else None,
+        }
+        for r in top.itertuples(index=False)
+    ]
+    sheet = pd.DataFrame(
+        {
+            "id": top["id"],
+            "action": "",
+            "boneage_months": "",
+            "reviewer": "",
+            "date": "",
+            "note": [
+                f"label {b:.0f} mo, model {p:.0f} mo" for b, p in zip(top["boneage"], top["pred"])
+            ],
+        },
+        columns=CORRECTION_COLUMNS,
+    )
     csv = sheet.to_csv(index=False)
     return cases, "data:text/csv;base64," + base64.b64encode(csv.encode()).decode("ascii")
 
 
-def qc_gallery(results: Path, cohort: str, per_reason: int = QC_THUMBS_PER_REASON
-               ) -> dict[str, list[dict]]:
+def qc_gallery(
+    results: Path, cohort: str, per_reason: int = QC_THUMBS_PER_REASON
+) -> dict[str, list[dict]]:
     """A few rejected films per QC/decoding reason, with thumbnails where they decode."""
     rows_path = results / "cohorts" / cohort / "rows.tsv"
     manifest_path = results / "cohorts" / cohort / "manifest.tsv"
@@ -132,7 +158,13 @@ def qc_gallery(results: Path, cohort: str, per_reason: int = QC_THUMBS_PER_REASO
             else:
                 note = "no file"
             rule = getattr(r, "qc", "")
-            items.append({"id": r.id, "thumb": thumb, "note": note,
-                          "rule": rule if isinstance(rule, str) else ""})
+            items.append(
+                {
+                    "id": r.id,
+                    "thumb": thumb,
+                    "note": note,
+                    "rule": rule if isinstance(rule, str) else "",
+                }
+            )
         gallery[str(reason)] = items
     return gallery

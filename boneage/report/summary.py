@@ -14,10 +14,18 @@ def summary_rows(results: str | os.PathLike[str]) -> list[dict[str, object]]:
         m = json.loads(p.read_text())
         mae = m["label"]["all"].get("mae", float("nan"))
         base = m["baseline"]["label"].get("mae", float("nan"))
-        rows.append({"experiment": p.parent.name, "cohort": p.stem, "n": m["label"]["all"]["n"],
-                     "held_out": m["held_out"], "mae": mae, "baseline": base,
-                     "mae_true": m.get("true", {}).get("all", {}).get("mae", float("nan")),
-                     "ratio": mae / base if base else float("nan")})
+        rows.append(
+            {
+                "experiment": p.parent.name,
+                "cohort": p.stem,
+                "n": m["label"]["all"]["n"],
+                "held_out": m["held_out"],
+                "mae": mae,
+                "baseline": base,
+                "mae_true": m.get("true", {}).get("all", {}).get("mae", float("nan")),
+                "ratio": mae / base if base else float("nan"),
+            }
+        )
     return rows
 
 
@@ -27,11 +35,15 @@ def print_summary(results: str | os.PathLike[str]) -> None:
     if not rows:
         print(f"no metrics under {results}/metrics: has the workflow run?")
         return
-    print(f"{'experiment':<14}{'cohort':<14}{'held-out n':>11}{'MAE (mo)':>10}"
-          f"{'vs true':>9}{'baseline':>10}{'ratio':>7}")
+    print(
+        f"{'experiment':<14}{'cohort':<14}{'held-out n':>11}{'MAE (mo)':>10}"
+        f"{'vs true':>9}{'baseline':>10}{'ratio':>7}"
+    )
     for r in rows:
-        print(f"{r['experiment']:<14}{r['cohort']:<14}{r['n']:>11}{r['mae']:>10.2f}"
-              f"{r['mae_true']:>9.2f}{r['baseline']:>10.2f}{r['ratio']:>7.2f}")
+        print(
+            f"{r['experiment']:<14}{r['cohort']:<14}{r['n']:>11}{r['mae']:>10.2f}"
+            f"{r['mae_true']:>9.2f}{r['baseline']:>10.2f}{r['ratio']:>7.2f}"
+        )
     report = Path(results) / "report.html"
     if report.exists():
         print(f"report: {report.resolve()}")

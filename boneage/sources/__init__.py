@@ -20,8 +20,9 @@ def read_source(spec: dict[str, Any]) -> tuple[pd.DataFrame, Path]:
     if kind in ("rsna", "synthetic"):
         from boneage.sources.rsna import read_rsna
 
-        return read_rsna(spec["csv"], spec["images"], spec.get("truth"),
-                         spec.get("ground_truth")), Path(spec["images"])
+        return read_rsna(
+            spec["csv"], spec["images"], spec.get("truth"), spec.get("ground_truth")
+        ), Path(spec["images"])
     if kind == "spreadsheet":
         from boneage.sources.spreadsheet import read_spreadsheet
 
@@ -31,4 +32,3 @@ def read_source(spec: dict[str, Any]) -> tuple[pd.DataFrame, Path]:
 
         return read_dicom_folder(spec), Path(spec["folder"])
     raise ValueError(f"unknown cohort source {kind!r}")
-

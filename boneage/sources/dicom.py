@@ -72,12 +72,14 @@ def read_dicom_folder(spec: dict[str, Any]) -> pd.DataFrame:
             try:
                 ds, truncated = read_header(path)
                 key = str(getattr(ds, id_field, "") or "")
-                record.update(key=key or None, sex=parse_sex(getattr(ds, "PatientSex", "")),
-                              chrono_age=age_months(ds),
-                              body_part=str(ds.get("BodyPartExamined", "") or ""),
-                              modality=str(ds.get("Modality", "") or ""),
-                              id=(pseudonym(key, salt) if hide else key) if key else
-                              pseudonym(rel, salt))
+                record.update(
+                    key=key or None,
+                    sex=parse_sex(getattr(ds, "PatientSex", "")),
+                    chrono_age=age_months(ds),
+                    body_part=str(ds.get("BodyPartExamined", "") or ""),
+                    modality=str(ds.get("Modality", "") or ""),
+                    id=(pseudonym(key, salt) if hide else key) if key else pseudonym(rel, salt),
+                )
                 if truncated:
                     record["error"] = "truncated"  # before duplicate_id: the file is broken
                 elif not key:
@@ -85,9 +87,10 @@ def read_dicom_folder(spec: dict[str, Any]) -> pd.DataFrame:
             except Exception:  # noqa: BLE001 - any header pydicom cannot parse
                 record.update(id=pseudonym(rel, salt), key=None, error="unreadable_image")
         records.append(record)
-    frame = pd.DataFrame(records, columns=["path", "error", "id", "key", "sex", "chrono_age",
-                                           "body_part", "modality"]).fillna(
-        {"body_part": "", "modality": ""})
+    frame = pd.DataFrame(
+        records,
+        columns=["path", "error", "id", "key", "sex", "chrono_age", "body_part", "modality"],
+    ).fillna({"body_part": "", "modality": ""})
     frame["label_status"] = "unlabelled"
     frame["boneage"] = np.nan
     frame["label_raw"] = ""
@@ -109,5 +112,3 @@ def _join_labels(frame: pd.DataFrame, labels: dict[str, Any]) -> None:
     frame["boneage"] = [p.value * scale for p in parsed]
     frame["label_raw"] = [p.raw for p in parsed]
     frame["label_status"] = [p.status for p in parsed]
-
-

@@ -31,8 +31,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-COLUMNS = ["row", "id", "path", "sex", "boneage", "label_raw", "label_status", "patient",
-           "true_boneage", "chrono_age", "body_part", "modality"]
+COLUMNS = [
+    "row",
+    "id",
+    "path",
+    "sex",
+    "boneage",
+    "label_raw",
+    "label_status",
+    "patient",
+    "true_boneage",
+    "chrono_age",
+    "body_part",
+    "modality",
+]
 TRUE_WORDS = {"true", "1", "m", "male", "yes", "boy", "man"}
 FALSE_WORDS = {"false", "0", "f", "female", "no", "girl", "woman"}
 IMAGE_SUFFIXES = (".png", ".dcm", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -68,8 +80,15 @@ def finish(frame: pd.DataFrame) -> pd.DataFrame:
     """Fill optional columns with their defaults and order them as :data:`COLUMNS`."""
     out = frame.copy()
     out["row"] = np.arange(1, len(out) + 1)
-    defaults = {"patient": out["id"], "true_boneage": np.nan, "chrono_age": np.nan,
-                "label_status": "exact", "label_raw": "", "body_part": "", "modality": ""}
+    defaults = {
+        "patient": out["id"],
+        "true_boneage": np.nan,
+        "chrono_age": np.nan,
+        "label_status": "exact",
+        "label_raw": "",
+        "body_part": "",
+        "modality": "",
+    }
     for col, default in defaults.items():
         if col not in out:
             out[col] = default

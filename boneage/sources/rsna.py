@@ -37,9 +37,12 @@ def detect_layout(columns: list[str]) -> str:
     raise ValueError(f"not an RSNA CSV (columns {columns}); expected one of {expected}")
 
 
-def read_rsna(csv: str | os.PathLike[str], images: str | os.PathLike[str],
-              truth: str | os.PathLike[str] | None = None,
-              ground_truth: str | os.PathLike[str] | None = None) -> pd.DataFrame:
+def read_rsna(
+    csv: str | os.PathLike[str],
+    images: str | os.PathLike[str],
+    truth: str | os.PathLike[str] | None = None,
+    ground_truth: str | os.PathLike[str] | None = None,
+) -> pd.DataFrame:
     """Read any RSNA layout; ``ground_truth`` gives the test set's labels."""
     raw = pd.read_csv(csv, dtype=str, keep_default_na=False)
     raw.columns = [c.strip() for c in raw.columns]
@@ -51,21 +54,25 @@ def read_rsna(csv: str | os.PathLike[str], images: str | os.PathLike[str],
     elif ground_truth is not None:
         gt = pd.read_csv(ground_truth, dtype=str, keep_default_na=False)
         gt.columns = [c.strip() for c in gt.columns]
-        label_cells = ids.map(gt.set_index(gt[GROUND_TRUTH["id"]].str.strip())
-                              [GROUND_TRUTH["boneage"]]).fillna("")
+        label_cells = ids.map(
+            gt.set_index(gt[GROUND_TRUTH["id"]].str.strip())[GROUND_TRUTH["boneage"]]
+        ).fillna("")
     else:
         label_cells = pd.Series([""] * len(raw))
     labels = [parse_label(c) for c in label_cells]
     found = image_index(images)
-    frame = pd.DataFrame({
-        "id": ids,
-        "path": [found.get(i, f"{i}.png") for i in ids],
-        "sex": raw[cols["sex"]].map(parse_sex),
-        "boneage": [lab.value for lab in labels],  # RSNA labels are months already
-        "label_raw": list(label_cells),
-        "label_status": [lab.status if "boneage" in cols or ground_truth else "unlabelled"
-                         for lab in labels],
-    })
+    frame = pd.DataFrame(
+        {
+            "id": ids,
+            "path": [found.get(i, f"{i}.png") for i in ids],
+            "sex": raw[cols["sex"]].map(parse_sex),
+            "boneage": [lab.value for lab in labels],  # RSNA labels are months already
+            "label_raw": list(label_cells),
+            "label_status": [
+                lab.status if "boneage" in cols or ground_truth else "unlabelled" for lab in labels
+            ],
+        }
+    )
     if truth is not None:
         side = pd.read_csv(truth, dtype={"id": str, "patient": str}).drop_duplicates("id")
         side = side.set_index("id")

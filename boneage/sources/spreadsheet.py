@@ -31,8 +31,13 @@ def read_table(path: str | Path, sheet: str | int | None = None) -> pd.DataFrame
     """A csv or xlsx table with every cell as a string (nothing guessed or dropped)."""
     path = Path(path)
     if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
-        frame = pd.read_excel(path, sheet_name=sheet if sheet is not None else 0, dtype=str,
-                              engine="openpyxl", keep_default_na=False)
+        frame = pd.read_excel(
+            path,
+            sheet_name=sheet if sheet is not None else 0,
+            dtype=str,
+            engine="openpyxl",
+            keep_default_na=False,
+        )
     else:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, sep=None, engine="python")
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -45,8 +50,10 @@ def read_spreadsheet(spec: dict[str, Any]) -> pd.DataFrame:
     raw = read_table(spec["table"], spec.get("sheet"))
     missing = [f"{k}: {v!r}" for k, v in cols.items() if v not in raw.columns]
     if missing:
-        raise ValueError(f"{spec['table']}: column(s) not found ({', '.join(missing)}); "
-                         f"the sheet has {list(raw.columns)}")
+        raise ValueError(
+            f"{spec['table']}: column(s) not found ({', '.join(missing)}); "
+            f"the sheet has {list(raw.columns)}"
+        )
     scale = UNITS[spec.get("label_unit", "years")]
     ids = raw[cols["id"]].str.strip()
     labels = [parse_label(c) for c in raw[cols["boneage"]]]
@@ -55,16 +62,19 @@ def read_spreadsheet(spec: dict[str, Any]) -> pd.DataFrame:
     else:
         found = image_index(spec["images"])
         pattern = spec.get("image_pattern", "{id}.png")
-        paths = pd.Series([found.get(Path(pattern.format(id=i)).stem, pattern.format(id=i))
-                           for i in ids])
-    frame = pd.DataFrame({
-        "id": ids,
-        "path": paths.values,
-        "sex": raw[cols["sex"]].map(parse_sex).values if "sex" in cols else None,
-        "boneage": [lab.value * scale for lab in labels],
-        "label_raw": [lab.raw for lab in labels],
-        "label_status": [lab.status for lab in labels],
-    })
+        paths = pd.Series(
+            [found.get(Path(pattern.format(id=i)).stem, pattern.format(id=i)) for i in ids]
+        )
+    frame = pd.DataFrame(
+        {
+            "id": ids,
+            "path": paths.values,
+            "sex": raw[cols["sex"]].map(parse_sex).values if "sex" in cols else None,
+            "boneage": [lab.value * scale for lab in labels],
+            "label_raw": [lab.raw for lab in labels],
+            "label_status": [lab.status for lab in labels],
+        }
+    )
     if "patient" in cols:
         frame["patient"] = raw[cols["patient"]].str.strip().replace("", None).values
     return finish(frame)

@@ -124,8 +124,16 @@ def _direction(angle_deg: float) -> np.ndarray:
     return np.array([math.sin(a), math.cos(a)])
 
 
-def _epiphysis(name: str, end: np.ndarray, axis: np.ndarray, shaft_hw: float, m: float,
-               appear: float, fuse: float, outward: float) -> tuple[Ellipse | None, float]:
+def _epiphysis(
+    name: str,
+    end: np.ndarray,
+    axis: np.ndarray,
+    shaft_hw: float,
+    m: float,
+    appear: float,
+    fuse: float,
+    outward: float,
+) -> tuple[Ellipse | None, float]:
     """The epiphysis at one end of a shaft and how far the shaft reaches under it.
 
     Returns the ellipse (``None`` before it appears) and the shaft's extension
@@ -142,13 +150,19 @@ def _epiphysis(name: str, end: np.ndarray, axis: np.ndarray, shaft_hw: float, m:
     gap = (1.6 - 1.1 * growth) * (1.0 - fusion) * shaft_hw / 4.0
     centre = end + axis * outward * (gap + height)
     angle = math.atan2(axis[0], axis[1])
-    ellipse = Ellipse(name, (float(centre[0]), float(centre[1])), (width, height), angle,
-                      density=1.0 - 0.6 * fusion)
+    ellipse = Ellipse(
+        name,
+        (float(centre[0]), float(centre[1])),
+        (width, height),
+        angle,
+        density=1.0 - 0.6 * fusion,
+    )
     return ellipse, fusion * height
 
 
-def build_hand(bone_age_months: float, male: bool, rng: np.random.Generator,
-               spread: float | None = None) -> Hand:
+def build_hand(
+    bone_age_months: float, male: bool, rng: np.random.Generator, spread: float | None = None
+) -> Hand:
     """Lay out one hand at the maturity of ``bone_age_months`` for the sex.
 
     ``rng`` adds individual variation (proportions, finger spread, the timing
@@ -186,9 +200,16 @@ def build_hand(bone_age_months: float, male: bool, rng: np.random.Generator,
             appear, fuse = EPIPHYSIS_TIMING[seg]
             if thumb and seg == "mc":
                 appear -= 0.3
-            epi, reach = _epiphysis(f"{ray}_{seg}_epiphysis", p1 if distal_epi else p0, axis, hw,
-                                    m, appear + jitter(), fuse + jitter(),
-                                    1.0 if distal_epi else -1.0)
+            epi, reach = _epiphysis(
+                f"{ray}_{seg}_epiphysis",
+                p1 if distal_epi else p0,
+                axis,
+                hw,
+                m,
+                appear + jitter(),
+                fuse + jitter(),
+                1.0 if distal_epi else -1.0,
+            )
             if epi is not None:
                 hand.centres.append(epi)
                 if distal_epi:
@@ -215,18 +236,22 @@ def build_hand(bone_age_months: float, male: bool, rng: np.random.Generator,
         size = 0.22 + 0.78 * smoothstep(m, onset, onset + 7.0)
         ratio = 1.0 - 0.25 * (1.0 - size)  # young centres are round
         c = (cx * scale, cy * scale * (0.85 + 0.15 * size))
-        hand.centres.append(Ellipse(name, c, (ax * scale * size, ay * scale * size * ratio),
-                                    rng.normal(0.0, 0.15)))
+        hand.centres.append(
+            Ellipse(name, c, (ax * scale * size, ay * scale * size * ratio), rng.normal(0.0, 0.15))
+        )
 
     # Forearm: distal radius (thumb side) and ulna with their epiphyses.
-    for name, x, hw_adult, appear, fuse in (("radius", 11.0, 7.0, 1.1, 17.5),
-                                            ("ulna", -12.5, 4.8, 7.0, 16.8)):
+    for name, x, hw_adult, appear, fuse in (
+        ("radius", 11.0, 7.0, 1.1, 17.5),
+        ("ulna", -12.5, 4.8, 7.0, 16.8),
+    ):
         axis = np.array([0.0, 1.0])
         hw = hw_adult * scale * slender
         top = np.array([x * scale, -scale * (4.0 + 40.0 * cartilage)])
         bottom = np.array([x * scale * 1.05, -scale * 75.0])
-        epi, reach = _epiphysis(f"{name}_epiphysis", top, axis, hw, m, appear + jitter(),
-                                fuse + jitter(), 1.0)
+        epi, reach = _epiphysis(
+            f"{name}_epiphysis", top, axis, hw, m, appear + jitter(), fuse + jitter(), 1.0
+        )
         if epi is not None:
             hand.centres.append(epi)
             top = top + axis * reach
@@ -236,13 +261,18 @@ def build_hand(bone_age_months: float, male: bool, rng: np.random.Generator,
     wrist_l = np.array([-27.0, 0.0]) * scale
     wrist_r = np.array([27.0, 5.0]) * scale
     thumb_mid = np.array(RAYS["thumb"][0]) * scale + _direction(36.0) * 35 * scale
-    hand.palm = [_pt(p) for p in (wrist_l, heads[0] + [-4 * scale, 0], *heads[1:4],
-                                  thumb_mid, wrist_r)]
+    hand.palm = [
+        _pt(p) for p in (wrist_l, heads[0] + [-4 * scale, 0], *heads[1:4], thumb_mid, wrist_r)
+    ]
     pts = np.array([p for s in hand.soft_capsules for p in s[:2]])
     margin = 15.0 * scale
     # The film shows the distal forearm only (to ~45 mm below the wrist).
-    hand.extent = (float(pts[:, 0].min() - margin), float(pts[:, 0].max() + margin),
-                   -45.0 * scale, float(pts[:, 1].max() + margin))
+    hand.extent = (
+        float(pts[:, 0].min() - margin),
+        float(pts[:, 0].max() + margin),
+        -45.0 * scale,
+        float(pts[:, 1].max() + margin),
+    )
     return hand
 
 

@@ -47,8 +47,13 @@ class Study:
     inverted: bool
 
 
-def sample_studies(n: int, seed: int, nonhand_share: float = 0.03, inverted_share: float = 0.03,
-                   followup_share: float = 0.1) -> list[Study]:
+def sample_studies(
+    n: int,
+    seed: int,
+    nonhand_share: float = 0.03,
+    inverted_share: float = 0.03,
+    followup_share: float = 0.1,
+) -> list[Study]:
     """Draw ``n`` studies with an RSNA-like age and sex distribution."""
     rng = np.random.default_rng([seed, 0])
     studies: list[Study] = []
@@ -66,9 +71,17 @@ def sample_studies(n: int, seed: int, nonhand_share: float = 0.03, inverted_shar
         kind = "hand"
         if rng.random() < nonhand_share:
             kind = NONHAND_KINDS[int(rng.integers(len(NONHAND_KINDS)))]
-        studies.append(Study(str(1000 + i), patient, male, round(true, 2),
-                             float(np.clip(reading, 1, MAX_MONTHS)), kind,
-                             bool(rng.random() < inverted_share)))
+        studies.append(
+            Study(
+                str(1000 + i),
+                patient,
+                male,
+                round(true, 2),
+                float(np.clip(reading, 1, MAX_MONTHS)),
+                kind,
+                bool(rng.random() < inverted_share),
+            )
+        )
     return studies
 
 
@@ -91,8 +104,9 @@ def _write_one(args: tuple[Study, int, str]) -> None:
         Image.fromarray(render_study(study, seed)).save(tmp, format="PNG", compress_level=3)
 
 
-def make_cohort(out_dir: str | os.PathLike[str], n: int, seed: int, workers: int = 1,
-                **shares: float) -> pd.DataFrame:
+def make_cohort(
+    out_dir: str | os.PathLike[str], n: int, seed: int, workers: int = 1, **shares: float
+) -> pd.DataFrame:
     """Render ``n`` studies into ``out_dir`` (RSNA layout) and return the truth table.
 
     Re-running with the same arguments reuses images already written.
@@ -111,8 +125,9 @@ def make_cohort(out_dir: str | os.PathLike[str], n: int, seed: int, workers: int
         for job in tqdm(jobs, **bar):
             _write_one(job)
     frame = pd.DataFrame([s.__dict__ for s in studies])
-    labels = frame[["id", "boneage", "male"]].assign(boneage=frame.boneage.map(_fmt),
-                                                     male=frame.male.map(str))
+    labels = frame[["id", "boneage", "male"]].assign(
+        boneage=frame.boneage.map(_fmt), male=frame.male.map(str)
+    )
     with atomic_path(out / "labels.csv") as tmp:
         labels.to_csv(tmp, index=False)
     truth = frame[["id", "true_boneage", "patient", "kind", "inverted"]]

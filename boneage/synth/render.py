@@ -38,12 +38,17 @@ class Canvas:
         rr, cc = np.mgrid[r0:r1, c0:c1].astype(np.float32)
         return (slice(r0, r1), slice(c0, c1)), cc + 0.5, rr + 0.5
 
-    def capsule(self, p0, p1, hw: float, flare: float = 1.0, medulla: float = 0.0,
-                soft: bool = False) -> None:
+    def capsule(
+        self, p0, p1, hw: float, flare: float = 1.0, medulla: float = 0.0, soft: bool = False
+    ) -> None:
         """Add a tube from ``p0`` to ``p1`` (half-width ``hw``, ends flared by ``flare``)."""
         pad = hw * flare + 1
-        win = self._window(min(p0[0], p1[0]) - pad, max(p0[0], p1[0]) + pad,
-                           min(p0[1], p1[1]) - pad, max(p0[1], p1[1]) + pad)
+        win = self._window(
+            min(p0[0], p1[0]) - pad,
+            max(p0[0], p1[0]) + pad,
+            min(p0[1], p1[1]) - pad,
+            max(p0[1], p1[1]) + pad,
+        )
         if win is None:
             return
         sl, x, y = win
@@ -119,8 +124,8 @@ def _marker(img: np.ndarray, rng: np.random.Generator) -> None:
     r = int(rng.uniform(0.03, 0.1) * h) if rng.random() < 0.5 else h - size - int(0.05 * h)
     c = int(rng.uniform(0.03, 0.12) * w)
     stroke = max(2, size // 5)
-    img[r:r + size, c:c + stroke] = 245
-    img[r + size - stroke:r + size, c:c + int(size * 0.7)] = 245
+    img[r : r + size, c : c + stroke] = 245
+    img[r + size - stroke : r + size, c : c + int(size * 0.7)] = 245
 
 
 def render_hand(bone_age_months: float, male: bool, rng: np.random.Generator) -> np.ndarray:
@@ -142,15 +147,22 @@ def render_hand(bone_age_months: float, male: bool, rng: np.random.Generator) ->
         return (cols / 2 + shift[0] + px_per_mm * vx, rows / 2 + shift[1] - px_per_mm * vy)
 
     canvas = Canvas((rows, cols))
-    canvas.polygon([to_px(p) for p in hand.palm], 24.0 * px_per_mm * _soft_scale(hand),
-                   blur=5.0 * px_per_mm * _soft_scale(hand))
+    canvas.polygon(
+        [to_px(p) for p in hand.palm],
+        24.0 * px_per_mm * _soft_scale(hand),
+        blur=5.0 * px_per_mm * _soft_scale(hand),
+    )
     for p0, p1, hw in hand.soft_capsules:
         canvas.capsule(to_px(p0), to_px(p1), hw * px_per_mm, soft=True)
     for s in hand.shafts:
         canvas.capsule(to_px(s.p0), to_px(s.p1), s.half_width * px_per_mm, s.flare, s.medulla)
     for e in hand.centres:
-        canvas.ellipse(to_px(e.center), (e.half_axes[0] * px_per_mm, e.half_axes[1] * px_per_mm),
-                       e.angle + theta, e.density)
+        canvas.ellipse(
+            to_px(e.center),
+            (e.half_axes[0] * px_per_mm, e.half_axes[1] * px_per_mm),
+            e.angle + theta,
+            e.density,
+        )
     img = expose(canvas, px_per_mm, rng)
     if rng.random() < 0.5:
         _marker(img, rng)
@@ -171,7 +183,7 @@ def render_nonhand(kind: str, rng: np.random.Generator) -> np.ndarray:
         while y < rows * 0.9:
             if rng.random() > 0.15:
                 x1 = int(cols * rng.uniform(0.4, 0.9))
-                img[y:y + max(2, rows // 90), int(cols * 0.08):x1] = rng.uniform(0.05, 0.25)
+                img[y : y + max(2, rows // 90), int(cols * 0.08) : x1] = rng.uniform(0.05, 0.25)
             y += int(rows * rng.uniform(0.025, 0.04))
         img = img + rng.normal(0, 0.01, img.shape)
         return np.clip(img * 255, 0, 255).astype(np.uint8)
@@ -184,13 +196,17 @@ def render_nonhand(kind: str, rng: np.random.Generator) -> np.ndarray:
         for side in (-1, 1):  # ribs: arcs of bone across each lung field
             for k in range(9):
                 yk = rows * (0.18 + 0.075 * k)
-                canvas.capsule((cx + side * cols * 0.05, yk),
-                               (cx + side * cols * 0.38, yk + rows * 0.06), rows * 0.008,
-                               medulla=0.5)
+                canvas.capsule(
+                    (cx + side * cols * 0.05, yk),
+                    (cx + side * cols * 0.38, yk + rows * 0.06),
+                    rows * 0.008,
+                    medulla=0.5,
+                )
         canvas.capsule((cx, rows * 0.05), (cx, rows * 0.95), cols * 0.035, medulla=0.4)
         for side in (-1, 1):
-            canvas.ellipse((cx + side * cols * 0.37, rows * 0.14), (cols * 0.02, cols * 0.12),
-                           math.pi / 2)
+            canvas.ellipse(
+                (cx + side * cols * 0.37, rows * 0.14), (cols * 0.02, cols * 0.12), math.pi / 2
+            )
     elif kind == "knee":
         cx = cols / 2 + rng.uniform(-0.05, 0.05) * cols
         hw = cols * rng.uniform(0.08, 0.12)

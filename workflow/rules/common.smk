@@ -72,7 +72,9 @@ def cohort_spec(cohort):
     spec = dict(config["cohorts"][cohort])
     if spec["source"] == "synthetic":
         base = f"results/sources/{cohort}"
-        spec.update(csv=f"{base}/labels.csv", truth=f"{base}/truth.csv", images=f"{base}/images")
+        spec.update(
+            csv=f"{base}/labels.csv", truth=f"{base}/truth.csv", images=f"{base}/images"
+        )
     return spec
 
 
@@ -90,9 +92,12 @@ def source_files(cohort):
 
 def get_source_files(wildcards):
     """Inputs of a cohort's manifest: its source files, except paths Snakemake would
-    read as wildcards (`/data/{site}/labels.csv`); those are tracked by `get_config_part`."""
+    read as wildcards (`/data/{site}/labels.csv`); those are tracked by `get_config_part`.
+    """
     return {
-        k: p for k, p in source_files(wildcards.cohort).items() if not looks_like_wildcard(p)
+        k: p
+        for k, p in source_files(wildcards.cohort).items()
+        if not looks_like_wildcard(p)
     }
 
 
@@ -103,7 +108,9 @@ def get_config_part(wildcards):
         # A source path with braces cannot be a Snakemake input: its size and mtime
         # go into the cohort's config file instead, so editing it still reruns ingest.
         stamps = {
-            p: file_stamp(p) for p in source_files(name).values() if looks_like_wildcard(p)
+            p: file_stamp(p)
+            for p in source_files(name).values()
+            if looks_like_wildcard(p)
         }
         return {**cohort_spec(name), **({"source_stamps": stamps} if stamps else {})}
     if section == "experiments":
@@ -218,7 +225,9 @@ def get_mem_mb(step):
     """Resource function: the coarse per-step figure, growing with each retry."""
 
     def mem_mb(wildcards, attempt):
-        return attempt * estimate_mem_mb(step, config["image_size"], config["shards"]["size"])
+        return attempt * estimate_mem_mb(
+            step, config["image_size"], config["shards"]["size"]
+        )
 
     return mem_mb
 
@@ -282,7 +291,9 @@ def get_train_mem_mb(wildcards, input, attempt):
             with open(index) as fh:
                 examples += sum(s["images"] for s in json.load(fh)["shards"])
     ranks = get_train_ranks()
-    mem = train_memory_mb(input.profile, exp, ranks, examples, config["image_size"], node().margin)
+    mem = train_memory_mb(
+        input.profile, exp, ranks, examples, config["image_size"], node().margin
+    )
     return attempt * mem
 
 
@@ -301,7 +312,9 @@ def get_predict_inputs(wildcards):
     """What sizes a predict job: the model's profile and, when calibrating, its measurement."""
     inputs = {"profile": f"results/models/{wildcards.experiment}/profile.json"}
     if config["predict"]["calibrate"]:
-        inputs["calibration"] = f"results/models/{wildcards.experiment}/calibration.json"
+        inputs["calibration"] = (
+            f"results/models/{wildcards.experiment}/calibration.json"
+        )
     return inputs
 
 

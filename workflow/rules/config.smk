@@ -5,15 +5,15 @@
 
 
 rule resolved_config:
-    wildcard_constraints:
-        part=r"run|(cohorts|experiments)/[A-Za-z0-9_-]+",
     output:
         "results/config/{part}.json",
-    params:
-        value=get_config_part,
     log:
         "logs/config/{part}.log",
     benchmark:
         "benchmarks/config/{part}.tsv"
+    wildcard_constraints:
+        part=r"run|(cohorts|experiments)/[A-Za-z0-9_-]+",
+    params:
+        value=get_config_part,
     script:
         "../scripts/write_json.py"

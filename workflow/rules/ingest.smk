@@ -8,12 +8,12 @@ checkpoint manifest:
     output:
         rows="results/cohorts/{cohort}/rows.tsv",
         plan="results/cohorts/{cohort}/plan.json",
-    params:
-        shard_size=config["shards"]["size"],
     log:
         "logs/manifest/{cohort}.log",
     benchmark:
         "benchmarks/manifest/{cohort}.tsv"
+    params:
+        shard_size=config["shards"]["size"],
     shell:
         "boneage manifest --spec {input.spec} --shard-size {params.shard_size}"
         " --rows {output.rows} --plan {output.plan} > {log} 2>&1"
@@ -30,15 +30,15 @@ rule shard:
         # Zarr shards are folders, HDF5 shards files.
         shard=directory(SHARD) if SHARD_EXT == ".zarr" else SHARD,
         qc="results/cohorts/{cohort}/qc/{shard}.tsv",
-    params:
-        size=config["image_size"],
-        digest=get_shard_digest,
-    resources:
-        mem_mb=get_mem_mb("shard"),
     log:
         "logs/shard/{cohort}/{shard}.log",
     benchmark:
         "benchmarks/shard/{cohort}/{shard}.tsv"
+    resources:
+        mem_mb=get_mem_mb("shard"),
+    params:
+        size=config["image_size"],
+        digest=get_shard_digest,
     shell:
         "boneage shard --rows {input.rows} --plan {input.plan} --shard {wildcards.shard}"
         " --size {params.size} --out {output.shard} --qc {output.qc} > {log} 2>&1"

@@ -9,15 +9,15 @@ rule calibrate:
         shard=get_calibration_shard,
     output:
         "results/models/{experiment}/calibration.json",
-    params:
-        args=PREDICT_ARGS,
-    threads: get_predict_threads
-    resources:
-        mem_mb=get_predict_mem_mb,
     log:
         "logs/calibrate/{experiment}.log",
     benchmark:
         "benchmarks/calibrate/{experiment}.tsv"
+    threads: get_predict_threads
+    resources:
+        mem_mb=get_predict_mem_mb,
+    params:
+        args=PREDICT_ARGS,
     shell:
         "boneage calibrate --model {input.model} --shard {input.shard} --out {output}"
         " --threads {threads} {params.args} > {log} 2>&1"
@@ -30,15 +30,15 @@ rule predict:
         shard=SHARD,
     output:
         "results/predictions/{experiment}/{cohort}/{shard}.tsv",
-    params:
-        args=PREDICT_ARGS,
-    threads: get_predict_threads
-    resources:
-        mem_mb=get_predict_mem_mb,
     log:
         "logs/predict/{experiment}/{cohort}/{shard}.log",
     benchmark:
         "benchmarks/predict/{experiment}/{cohort}/{shard}.tsv"
+    threads: get_predict_threads
+    resources:
+        mem_mb=get_predict_mem_mb,
+    params:
+        args=PREDICT_ARGS,
     shell:
         "boneage predict --model {input.model} --shard {input.shard} --out {output}"
         " --threads {threads} {params.args} > {log} 2>&1"
@@ -51,8 +51,10 @@ rule predict_group:
         shards=get_group_shards,
     output:
         "results/predictions/{experiment}/{cohort}/groups/{group}.tsv",
-    params:
-        args=PREDICT_ARGS,
+    log:
+        "logs/predict/{experiment}/{cohort}/groups/{group}.log",
+    benchmark:
+        "benchmarks/predict/{experiment}/{cohort}/groups/{group}.tsv"
     # All its ranks' cores (local accounting); on Slurm, cpus_per_task per rank.
     threads: get_group_threads
     resources:
@@ -60,20 +62,16 @@ rule predict_group:
         tasks=get_group_tasks,
         cpus_per_task=get_predict_threads,
         mpi=get_group_mpi,
-    log:
-        "logs/predict/{experiment}/{cohort}/groups/{group}.log",
-    benchmark:
-        "benchmarks/predict/{experiment}/{cohort}/groups/{group}.tsv"
+    params:
+        args=PREDICT_ARGS,
     shell:
-        "boneage launch --mpi --ranks {resources.tasks} --launcher {resources.mpi:q} --"
+        "boneage launch --mpi --ranks {resources.tasks} --launcher={resources.mpi:q} --"
         " boneage predict-group --ranks {resources.tasks} --model {input.model}"
         " --shards {input.shards} --out {output}"
         " --threads {resources.cpus_per_task} {params.args} > {log} 2>&1"
 
 
 rule aggregate:
-    wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
     input:
         predictions=get_shard_predictions,
         split="results/cohorts/{cohort}/split.tsv",
@@ -85,12 +83,14 @@ rule aggregate:
             caption="../report/metrics.rst",
             category="Accuracy",
         ),
-    params:
-        trained=get_trained_flag,
     log:
         "logs/aggregate/{experiment}/{cohort}.log",
     benchmark:
         "benchmarks/aggregate/{experiment}/{cohort}.tsv"
+    wildcard_constraints:
+        experiment="|".join(EXPERIMENTS),
+    params:
+        trained=get_trained_flag,
     shell:
         "boneage aggregate --predictions {input.predictions} --split {input.split}"
         " --train-summary {input.summary} {params.trained}"
@@ -99,21 +99,21 @@ rule aggregate:
 
 
 rule ensemble:
-    wildcard_constraints:
-        ensemble="|".join(ENSEMBLES) or "(?!)",
     input:
         unpack(get_ensemble_members),
         split="results/cohorts/{cohort}/split.tsv",
     output:
         predictions="results/predictions/{ensemble}/{cohort}.tsv",
         metrics="results/metrics/{ensemble}/{cohort}.json",
-    params:
-        names=get_ensemble_names,
-        trained=get_trained_flag,
     log:
         "logs/ensemble/{ensemble}/{cohort}.log",
     benchmark:
         "benchmarks/ensemble/{ensemble}/{cohort}.tsv"
+    wildcard_constraints:
+        ensemble="|".join(ENSEMBLES) or "(?!)",
+    params:
+        names=get_ensemble_names,
+        trained=get_trained_flag,
     shell:
         "boneage ensemble --name {wildcards.ensemble} --member-names {params.names}"
         " --members {input.members} --train-summaries {input.summaries}"

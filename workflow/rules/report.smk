@@ -2,20 +2,20 @@
 
 
 rule saliency:
-    wildcard_constraints:
-        experiment="|".join(EXPERIMENTS),
     input:
         model="results/models/{experiment}/model.keras",
         predictions="results/predictions/{experiment}/{cohort}.tsv",
         index="results/cohorts/{cohort}/index.json",
     output:
         "results/saliency/{experiment}/{cohort}.npz",
-    resources:
-        mem_mb=get_mem_mb("predict"),
     log:
         "logs/saliency/{experiment}/{cohort}.log",
     benchmark:
         "benchmarks/saliency/{experiment}/{cohort}.tsv"
+    wildcard_constraints:
+        experiment="|".join(EXPERIMENTS),
+    resources:
+        mem_mb=get_mem_mb("predict"),
     shell:
         "boneage saliency --model {input.model} --predictions {input.predictions}"
         " --index {input.index} --out {output} > {log} 2>&1"
@@ -41,16 +41,16 @@ rule report:
             caption="../report/report.rst",
             category="Report",
         ),
-    params:
-        run=get_run_info,
-    # Where the workflow ran: a resource, evaluated when the job is planned (a param
-    # would differ between a dry run and the run, and rerun the report).
-    resources:
-        executor=get_executor,
     log:
         "logs/report/report.log",
     benchmark:
         "benchmarks/report/report.tsv"
+    # Where the workflow ran: a resource, evaluated when the job is planned (a param
+    # would differ between a dry run and the run, and rerun the report).
+    resources:
+        executor=get_executor,
+    params:
+        run=get_run_info,
     shell:
         "boneage report --results results --benchmarks benchmarks"
         " --config {input.config} --run-info {params.run:q} --executor {resources.executor}"

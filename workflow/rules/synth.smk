@@ -6,15 +6,15 @@ rule synth:
         csv="results/sources/{cohort}/labels.csv",
         truth="results/sources/{cohort}/truth.csv",
         images=directory("results/sources/{cohort}/images"),
-    params:
-        args=get_synth_args,
-    # Rendering is CPU-bound and runs in worker processes: a node's cores
-    # (locally capped at --cores).
-    threads: get_node_cores
     log:
         "logs/synth/{cohort}.log",
     benchmark:
         "benchmarks/synth/{cohort}.tsv"
+    # Rendering is CPU-bound and runs in worker processes: a node's cores
+    # (locally capped at --cores).
+    threads: get_node_cores
+    params:
+        args=get_synth_args,
     shell:
         "boneage synth --out results/sources/{wildcards.cohort} {params.args}"
         " --workers {threads} > {log} 2>&1"

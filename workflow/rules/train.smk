@@ -6,12 +6,12 @@ rule profile_model:
         experiment="results/config/experiments/{experiment}.json",
     output:
         "results/models/{experiment}/profile.json",
-    resources:
-        mem_mb=get_mem_mb("profile"),
     log:
         "logs/profile/{experiment}.log",
     benchmark:
         "benchmarks/profile/{experiment}.tsv"
+    resources:
+        mem_mb=get_mem_mb("profile"),
     shell:
         "boneage profile --experiment {input.experiment} --out {output} > {log} 2>&1"
 
@@ -20,8 +20,12 @@ rule train_model:
     input:
         experiment="results/config/experiments/{experiment}.json",
         profile="results/models/{experiment}/profile.json",
-        index=expand("results/cohorts/{cohort}/index.json", cohort=config["train_cohorts"]),
-        split=expand("results/cohorts/{cohort}/split.tsv", cohort=config["train_cohorts"]),
+        index=expand(
+            "results/cohorts/{cohort}/index.json", cohort=config["train_cohorts"]
+        ),
+        split=expand(
+            "results/cohorts/{cohort}/split.tsv", cohort=config["train_cohorts"]
+        ),
     output:
         model="results/models/{experiment}/model.keras",
         history=report(
@@ -30,9 +34,10 @@ rule train_model:
             category="Training",
         ),
         summary="results/models/{experiment}/train.json",
-    params:
-        cpu_ranks=config["distributed"]["cpu_ranks"],
-        controller=config["distributed"]["controller"],
+    log:
+        "logs/train/{experiment}.log",
+    benchmark:
+        "benchmarks/train/{experiment}.tsv"
     # The job's ranks share the node's cores (intra-op threads split per rank);
     # on Slurm it is one MPI job: `tasks` ranks, `cpus_per_task` cores each.
     threads: get_node_cores
@@ -41,13 +46,12 @@ rule train_model:
         tasks=get_train_ranks,
         cpus_per_task=get_train_cpus_per_task,
         mpi=get_train_mpi,
-    log:
-        "logs/train/{experiment}.log",
-    benchmark:
-        "benchmarks/train/{experiment}.tsv"
+    params:
+        cpu_ranks=config["distributed"]["cpu_ranks"],
+        controller=config["distributed"]["controller"],
     shell:
         "boneage launch --ranks {resources.tasks} --cpu-ranks {params.cpu_ranks}"
-        " --launcher {resources.mpi:q}"
+        " --launcher={resources.mpi:q}"
         " --controller {params.controller} --"
         " boneage train --name {wildcards.experiment} --experiment {input.experiment}"
         " --index {input.index} --split {input.split}"
