@@ -109,3 +109,22 @@ def test_setup_as_a_user_without_root_apt_or_mpi():
     summary = json.loads((work / "results/models/quick/train.json").read_text())
     assert summary["world_size"] == 2
     assert "horovodrun -np 2" in (work / "logs/train/quick.log").read_text()
+
+
+def test_missing_compiler_is_named(tmp_path):
+    """Without any C++ compiler the set-up stops at once and says what to load or install."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for prog in Path("/usr/bin").iterdir():
+        if not any(c in prog.name for c in ("g++", "c++", "clang")):
+            (bindir / prog.name).symlink_to(prog)
+    env = {"HOME": str(tmp_path), "PATH": str(bindir), "LANG": "C.UTF-8"}
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts/setup.sh"), "--no-apt"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "no C++ compiler found" in proc.stderr and "module load gcc" in proc.stderr
