@@ -45,50 +45,13 @@ FINGER_SPREAD_COS = 0.34
 MIN_COHERENCE = 0.76
 #: Grey-level spread (1st-99th percentile, smoothed) below which a film is blank.
 MIN_CONTRAST = 0.1
-#: BodyPartExamined values (DICOM, upper case) of a hand film; any other known part rejects.
-HAND_PARTS = {
-    "HAND",
-    "HANDS",
-    "WRIST",
-    "FINGER",
-    "FINGERS",
-    "CARPUS",
-    "BONE AGE",
-    "BONEAGE",
-    "UPPER EXTREMITY",
-    "UPPEREXTREMITY",
-    "ARM",
-    "EXTREMITY",
-}
 #: DICOM Modality values of a radiograph (or a scanned or exported film).
 RADIOGRAPH_MODALITIES = {"CR", "DX", "DR", "RG", "PX", "OT", "SC"}
-OTHER_PARTS = {
-    "CHEST",
-    "THORAX",
-    "LUNG",
-    "ABDOMEN",
-    "PELVIS",
-    "HIP",
-    "KNEE",
-    "LEG",
-    "FOOT",
-    "ANKLE",
-    "SKULL",
-    "HEAD",
-    "BRAIN",
-    "SPINE",
-    "CSPINE",
-    "TSPINE",
-    "LSPINE",
-    "SHOULDER",
-    "ELBOW",
-    "BREAST",
-    "NECK",
-    "FEMUR",
-    "TIBIA",
-    "HEART",
-    "SINUS",
-}
+#: BodyPartExamined values (upper case, spaces removed) of films that are not hands.
+OTHER_PARTS = frozenset(
+    "CHEST THORAX LUNG ABDOMEN PELVIS HIP KNEE LEG FOOT ANKLE SKULL HEAD BRAIN SPINE CSPINE "
+    "TSPINE LSPINE SHOULDER ELBOW BREAST NECK FEMUR TIBIA HEART SINUS".split()
+)
 
 
 @dataclass(frozen=True)
@@ -303,7 +266,7 @@ def header_rule(body_part: object = None, modality: object = None) -> str | None
     if mod and mod not in RADIOGRAPH_MODALITIES:
         return f"Modality {mod} is not a radiograph"
     part = _tag(body_part)
-    if part and part not in HAND_PARTS and part.replace(" ", "") in OTHER_PARTS:
+    if part.replace(" ", "") in OTHER_PARTS:
         return f"BodyPartExamined {part}"
     return None
 
