@@ -1,4 +1,7 @@
-"""Open the report in headless Chromium: no console errors, every image loads, tables present."""
+"""Open the report in headless Chromium: no console errors, every image loads, tables present.
+
+The last test opens a report that the workflow itself built and clicks in it.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import browser
+import pandas as pd
 import pytest
+import yaml
+from selenium.webdriver.common.by import By
 from test_report import _fake_results
 
 from boneage.report.build import build_report
@@ -85,3 +92,75 @@ def test_the_check_catches_a_broken_image(tmp_path):
     dom = _chromium(report, tmp_path / "profile", "--dump-dom")
     assert 'data-images-ok="false"' in dom.stdout
     assert any("image failed to load: bad" in line for line in _console(dom.stderr))
+
+
+@pytest.fixture(scope="module")
+def workflow_report(tmp_path_factory) -> Path:
+    """results/report.html of the tiny workflow, built by Snakemake (real shards and films)."""
+    from test_integration_workflow import TINY, _snakemake
+
+    work = tmp_path_factory.mktemp("workflow")
+    (work / "config.yaml").write_text(yaml.safe_dump(TINY))
+    proc = _snakemake(work)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work / "results/report.html"
+
+
+@pytest.mark.slow
+def test_workflow_report_images_sorting_and_corrections(workflow_report, tmp_path):
+    """Every image loads; a header click sorts; the downloaded file equals the review table."""
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    driver = browser.chromium(downloads, tmp_path / "profile")
+    try:
+        driver.get(workflow_report.resolve().as_uri())
+        body = driver.find_element(By.TAG_NAME, "body")
+        assert body.get_attribute("data-images-ok") == "true", browser.console(driver)
+        kinds = {
+            "review": len(driver.find_elements(By.CSS_SELECTOR, "table.review img.thumb")),
+            "qc": len(driver.find_elements(By.CSS_SELECTOR, ".gallery img.thumb")),
+            "saliency": len(driver.find_elements(By.CSS_SELECTOR, "img.example")),
+        }
+        assert all(n > 0 for n in kinds.values()), kinds
+        assert int(body.get_attribute("data-images")) >= sum(kinds.values())
+        errors = [m for m in browser.console(driver) if "SEVERE" in m or "error" in m.lower()]
+        assert errors == []
+
+        table = driver.find_element(By.CSS_SELECTOR, "table.review")
+        shown = _rows(table)
+        download = driver.find_element(By.CSS_SELECTOR, "a.download")
+        name = download.get_attribute("download")
+        download.click()
+        sheet = pd.read_csv(
+            browser.wait_for_file(downloads, name), dtype=str, keep_default_na=False
+        )
+        assert list(sheet.columns) == ["id", "action", "boneage_months", "reviewer", "date", "note"]
+        assert sheet["id"].tolist() == [r["id"] for r in shown]
+        assert sheet["note"].tolist() == [
+            f"label {r['label']} mo, model {r['pred']} mo" for r in shown
+        ]
+
+        header = table.find_elements(By.CSS_SELECTOR, "thead th")[5]  # difference
+        for order in (1, -1):  # first click ascending, second descending
+            header.click()
+            diffs = [int(r["diff"]) for r in _rows(table)]
+            assert diffs == sorted(diffs, key=lambda d: order * d), diffs
+        assert sorted(r["id"] for r in _rows(table)) == sorted(r["id"] for r in shown)
+    finally:
+        driver.quit()
+
+
+def _rows(table) -> list[dict[str, str]]:
+    """The review table's rows as shown: id, label and prediction (months), difference."""
+    rows = []
+    for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr"):
+        cells = [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+        rows.append(
+            {
+                "id": cells[1],
+                "label": cells[3].split()[0],
+                "pred": cells[4].split()[0],
+                "diff": cells[5],
+            }
+        )
+    return rows
