@@ -11,6 +11,7 @@ the minimum of 1``), so a user knows what to fix without reading a traceback.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,41 @@ import jsonschema
 import yaml
 
 SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def _defaults(props: dict[str, Any]) -> dict[str, Any]:
+    return {k: v["default"] for k, v in props.items() if "default" in v}
+
+
+def schema_default(key: str) -> Any:
+    """The schema's default of a top-level key of config.yaml (``image_size``)."""
+    return _schema()["properties"][key]["default"]
+
+
+def section_defaults(section: str) -> dict[str, Any]:
+    """The schema's defaults of a section (``split``, ``predict``, ``cluster``, ...).
+
+    For ``experiments`` (entries keyed by name), the defaults of one entry.
+    These are the only defaults: the CLI, ``Experiment`` and the synthetic
+    cohort read theirs from here.
+    """
+    node = _schema()["properties"][section]
+    if "properties" not in node:  # a map of named entries
+        node = node["additionalProperties"]
+    return _defaults(node["properties"])
+
+
+def source_defaults(source: str) -> dict[str, Any]:
+    """The schema's defaults of a cohort entry with ``source: <source>``."""
+    for branch in _schema()["$defs"]["cohort"]["allOf"]:
+        if branch["if"]["properties"]["source"]["const"] == source:
+            return _defaults(branch["then"]["properties"])
+    raise KeyError(f"no cohort source {source!r} in the schema")
 
 
 class ConfigError(ValueError):

@@ -25,32 +25,38 @@ import numpy as np
 import pandas as pd
 
 from boneage.atomic import atomic_path, write_json, write_tsv
+from boneage.config import schema_default, section_defaults
 from boneage.distribute import Distribution, configure_devices
 from boneage.manifest import TRAINABLE
+
+_EXP = section_defaults("experiments")  # the schema holds every default
 
 
 @dataclass
 class Experiment:
-    """Settings of one training run (the ``experiments:`` entries of config.yaml)."""
+    """Settings of one training run (the ``experiments:`` entries of config.yaml).
+
+    Defaults come from the config schema, as for a config.yaml entry.
+    """
 
     name: str
-    backbone: str = "small_cnn"
-    image_size: int = 128
-    epochs: int = 20
-    batch_size: int | str = 32  # or "auto": from GPU memory (see resolve_batch_size)
-    learning_rate: float = 2e-3
-    warmup_epochs: int = 1
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"
-    schedule: str = "cosine"
-    loss: str = "mae"
-    sex_mode: str = "input"
-    weights: str = "random"
-    augment: bool = True
-    seed: int = 1
-    train_censored: bool = False
-    precision: str = "float32"  # or mixed_float16 (GPUs), mixed_bfloat16 (Ampere+, CPUs)
-    xla: bool = False  # compile the forward and backward pass with XLA
+    backbone: str = _EXP["backbone"]
+    image_size: int = schema_default("image_size")  # an entry's default is the global one
+    epochs: int = _EXP["epochs"]
+    batch_size: int | str = _EXP["batch_size"]  # or "auto": from GPU memory (resolve_batch_size)
+    learning_rate: float = _EXP["learning_rate"]
+    warmup_epochs: int = _EXP["warmup_epochs"]
+    weight_decay: float = _EXP["weight_decay"]
+    optimizer: str = _EXP["optimizer"]
+    schedule: str = _EXP["schedule"]
+    loss: str = _EXP["loss"]
+    sex_mode: str = _EXP["sex_mode"]
+    weights: str = _EXP["weights"]
+    augment: bool = _EXP["augment"]
+    seed: int = _EXP["seed"]
+    train_censored: bool = section_defaults("labels")["train_censored"]
+    precision: str = _EXP["precision"]  # or mixed_float16 (GPUs), mixed_bfloat16 (Ampere+, CPUs)
+    xla: bool = _EXP["xla"]  # compile the forward and backward pass with XLA
 
     @classmethod
     def from_dict(cls, name: str, d: dict[str, Any]) -> "Experiment":

@@ -92,3 +92,35 @@ def test_installed_wheel_validates_a_config(tmp_path):
         text=True,
     )
     assert out.stdout.strip() == "valid", out.stderr[-2000:]
+
+
+def test_the_schema_is_the_only_source_of_defaults():
+    """Experiment, the CLI and the synthetic cohort take the defaults a config.yaml gets."""
+    import dataclasses
+    import inspect
+
+    from boneage.cli import build_parser
+    from boneage.synth.cohort import sample_studies
+    from boneage.train import Experiment
+
+    cohorts = {"c": {"source": "synthetic", "n": 10}}
+    cfg = validate({"cohorts": cohorts, "train_cohorts": ["c"], "experiments": {"e": {}}})
+    exp = dataclasses.asdict(Experiment("e"))
+    assert {k: exp[k] for k in cfg["experiments"]["e"]} == cfg["experiments"]["e"]
+    assert exp["image_size"] == cfg["image_size"]
+    assert exp["train_censored"] == cfg["labels"]["train_censored"]
+
+    def defaults(*argv: str) -> dict:
+        sub = build_parser()._subparsers._group_actions[0].choices[argv[0]]
+        return {a.dest: a.default for a in sub._actions}
+
+    synth = cfg["cohorts"]["c"]
+    assert {k: defaults("synth")[k] for k in ("seed", "nonhand_share", "inverted_share")} == {
+        k: synth[k] for k in ("seed", "nonhand_share", "inverted_share")
+    }
+    assert {k: defaults("split")[k] for k in ("seed", "val", "test")} == cfg["split"]
+    assert defaults("predict")["batch_size"] == cfg["predict"]["batch_size"]
+    assert defaults("launch")["launcher"] == cfg["cluster"]["mpi"]
+    assert defaults("launch")["cpu_ranks"] == cfg["distributed"]["cpu_ranks"]
+    params = inspect.signature(sample_studies).parameters
+    assert params["nonhand_share"].default == synth["nonhand_share"]

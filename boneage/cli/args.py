@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from boneage.config import section_defaults
+
 Command = Callable[[argparse.Namespace], None]
 
 
@@ -26,7 +28,7 @@ def add_model_inputs(p: argparse.ArgumentParser, shards: bool = False) -> None:
         p.add_argument("--shard", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, help="intra-op threads (default: TensorFlow's)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=section_defaults("predict")["batch_size"])
     p.add_argument("--tta", action="store_true", help="average over test-time augmented views")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from boneage.atomic import load_json, read_tsv, write_json, write_tsv
 from boneage.cli.args import add_step
+from boneage.config import section_defaults
 
 
 def cmd_manifest(a: argparse.Namespace) -> None:
@@ -61,7 +62,7 @@ def register(sub) -> None:
     """Add this module's subcommands."""
     s = add_step(sub, "manifest", cmd_manifest)
     s.add_argument("--spec", required=True, help="the cohort's config entry: a JSON file")
-    s.add_argument("--shard-size", type=int, default=256)
+    s.add_argument("--shard-size", type=int, default=section_defaults("shards")["size"])
     s.add_argument("--rows", required=True, help="output: checked rows (TSV)")
     s.add_argument("--plan", required=True, help="output: shard plan (JSON)")
 

@@ -9,6 +9,7 @@ import pandas as pd
 
 from boneage.atomic import load_json, read_tsv, write_json, write_tsv
 from boneage.cli.args import add_model_inputs, add_scoring, add_step
+from boneage.config import section_defaults
 
 
 def cmd_calibrate(a: argparse.Namespace) -> None:
@@ -141,6 +142,10 @@ def register(sub) -> None:
     proc.add_argument("--proc-mem", help="peak memory of one process, e.g. 11G")
     proc.add_argument("--calibration", help="a calibration.json: its measured peak + margin")
     proc.add_argument("--profile", help="a profile.json: the model-based predict estimate")
-    s.add_argument("--shard-size", type=int, default=256, help="with --profile")
-    s.add_argument("--margin", type=float, default=0.2, help="headroom over a measured peak")
-    s.add_argument("--reserve", default="2G", help="memory kept free for the system")
+    cluster = section_defaults("cluster")
+    shard_size = section_defaults("shards")["size"]
+    s.add_argument("--shard-size", type=int, default=shard_size, help="with --profile")
+    s.add_argument(
+        "--margin", type=float, default=cluster["memory_margin"], help="headroom over a peak"
+    )
+    s.add_argument("--reserve", default=cluster["reserve"], help="memory kept free for the system")

@@ -6,6 +6,7 @@ import argparse
 
 from boneage.atomic import read_tsv, write_tsv
 from boneage.cli.args import add_step
+from boneage.config import section_defaults
 
 
 def cmd_split(a: argparse.Namespace) -> None:
@@ -21,7 +22,8 @@ def register(sub) -> None:
     """Add this module's subcommands."""
     s = add_step(sub, "split", cmd_split)
     s.add_argument("--manifest", required=True)
-    s.add_argument("--seed", type=int, default=42)
-    s.add_argument("--val", type=float, default=0.1)
-    s.add_argument("--test", type=float, default=0.2)
+    d = section_defaults("split")
+    s.add_argument("--seed", type=int, default=d["seed"])
+    s.add_argument("--val", type=float, default=d["val"])
+    s.add_argument("--test", type=float, default=d["test"])
     s.add_argument("--out", required=True)

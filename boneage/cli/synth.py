@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from boneage.cli.args import add_step
+from boneage.config import source_defaults
 
 
 def cmd_synth(a: argparse.Namespace) -> None:
@@ -30,7 +31,8 @@ def register(sub) -> None:
     s = add_step(sub, "synth", cmd_synth)
     s.add_argument("--out", required=True)
     s.add_argument("--n", type=int, required=True)
-    s.add_argument("--seed", type=int, default=2017)
+    d = source_defaults("synthetic")
+    s.add_argument("--seed", type=int, default=d["seed"])
     s.add_argument("--workers", type=int, default=1)
-    s.add_argument("--nonhand-share", type=float, default=0.03)
-    s.add_argument("--inverted-share", type=float, default=0.03)
+    s.add_argument("--nonhand-share", type=float, default=d["nonhand_share"])
+    s.add_argument("--inverted-share", type=float, default=d["inverted_share"])

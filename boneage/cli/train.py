@@ -10,6 +10,7 @@ import pandas as pd
 
 from boneage.atomic import load_json, read_tsv
 from boneage.cli.args import add_step
+from boneage.config import section_defaults
 
 
 def cmd_profile(a: argparse.Namespace) -> None:
@@ -59,9 +60,12 @@ def register(sub) -> None:
     s.add_argument("--out", required=True)
 
     s = add_step(sub, "launch", cmd_launch)
-    s.add_argument("--ranks", type=int, default=1)
-    s.add_argument("--cpu-ranks", type=int, default=2, help="most ranks when there is no GPU")
-    s.add_argument("--controller", choices=["gloo", "mpi"], default="gloo")
+    dist = section_defaults("distributed")
+    s.add_argument("--ranks", type=int, default=dist["ranks"])
+    s.add_argument(
+        "--cpu-ranks", type=int, default=dist["cpu_ranks"], help="most ranks without a GPU"
+    )
+    s.add_argument("--controller", choices=["gloo", "mpi"], default=dist["controller"])
     s.add_argument(
         "--mpi",
         action="store_true",
@@ -69,8 +73,8 @@ def register(sub) -> None:
     )
     s.add_argument(
         "--launcher",
-        default="srun",
-        help="how a Slurm job starts ranks: srun (default), mpiexec, mpirun",
+        default=section_defaults("cluster")["mpi"],
+        help="how a Slurm job starts ranks: srun, mpiexec, mpirun (default: %(default)s)",
     )
     s.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ...")
 

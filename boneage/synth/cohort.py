@@ -27,11 +27,13 @@ from PIL import Image
 from tqdm import tqdm
 
 from boneage.atomic import atomic_path
+from boneage.config import source_defaults
 from boneage.synth.render import NONHAND_KINDS, render_hand, render_nonhand
 
 READER_SD = 6.0
 SNAP_SHARE = 0.7
 MAX_MONTHS = 228.0
+_SYNTH = source_defaults("synthetic")  # the config schema holds the defaults
 
 
 @dataclass(frozen=True)
@@ -50,8 +52,8 @@ class Study:
 def sample_studies(
     n: int,
     seed: int,
-    nonhand_share: float = 0.03,
-    inverted_share: float = 0.03,
+    nonhand_share: float = _SYNTH["nonhand_share"],
+    inverted_share: float = _SYNTH["inverted_share"],
     followup_share: float = 0.1,
 ) -> list[Study]:
     """Draw ``n`` studies with an RSNA-like age and sex distribution."""
