@@ -115,11 +115,46 @@ def public_config(config: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+_SCALARS: dict[str, Any] = {
+    "integer": int,
+    "number": float,
+    "boolean": lambda s: {"true": True, "false": False}[s.lower()],
+}
+
+
+def coerce_strings(config: dict[str, Any], schema: dict[str, Any]) -> None:
+    """Numbers and booleans given as strings where the schema wants them, in place.
+
+    ``snakemake --config 'distributed={ranks: 8}'`` (and a profile's
+    ``config:`` list) reads nested values as strings: ``{'ranks': '8'}``.
+    A string stays a string where the schema allows one.
+    """
+    props = schema.get("properties", {})
+    extra = schema.get("additionalProperties")
+    for key, value in config.items():
+        sub = props.get(key, extra if isinstance(extra, dict) else None)
+        if not isinstance(sub, dict):
+            continue
+        if isinstance(value, dict):
+            coerce_strings(value, sub)
+            continue
+        types = sub.get("type", [])
+        types = [types] if isinstance(types, str) else types
+        if isinstance(value, str) and "string" not in types:
+            for name in types:
+                try:
+                    config[key] = _SCALARS[name](value)
+                    break
+                except (KeyError, ValueError):
+                    pass
+
+
 def validate(
     config: dict[str, Any], schema_path: str | os.PathLike[str] = SCHEMA
 ) -> dict[str, Any]:
     """Validate ``config`` in place (defaults filled in) and return it."""
     schema = yaml.safe_load(Path(schema_path).read_text())
+    coerce_strings(config, schema)
     validator = _with_defaults(jsonschema.Draft202012Validator)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:

@@ -7,7 +7,7 @@ predict the expected value of the bins.
 
 Backbones: ``small_cnn`` (trains on 2 CPU cores in minutes), and from
 ``keras.applications`` ``resnet50``, ``inceptionv3`` (with a sex branch as
-in the RSNA 2017 winning entry), ``efficientnetb0`` and ``vgg16``. Their
+in the RSNA 2017 winning entry), ``efficientnetb0``, ``vgg16`` and ``vgg19``. Their
 weights are random or read from a local file: nothing is downloaded.
 ``sex_mode="separate"`` builds two towers (one per sex) in one model.
 """
@@ -104,6 +104,7 @@ BACKBONES: dict[str, Callable] = {
     # caffe-style networks: 0-255 less the ImageNet mean grey level
     "resnet50": _application(keras.applications.ResNet50, 255.0, -116.0),
     "vgg16": _application(keras.applications.VGG16, 255.0, -116.0),
+    "vgg19": _application(keras.applications.VGG19, 255.0, -116.0),
     "inceptionv3": _application(keras.applications.InceptionV3, 2.0, -1.0),  # [-1, 1]
     "efficientnetb0": _application(keras.applications.EfficientNetB0, 255.0, 0.0),  # own norm
 }

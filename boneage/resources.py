@@ -46,6 +46,18 @@ def estimate_mem_mb(step: str, image_size: int, shard_size: int, batch_size: int
     return int(mem) + JOB_OVERHEAD_MB
 
 
+#: Per-image tables (aggregate, ensemble, report): a base and a cost per image row,
+#: from bench/aggregate_scale.py: aggregate peaks at 170 MB for 100,000 images and
+#: 578 MB for 1,000,000 (0.46 KB a row); the job overhead comes on top as a margin.
+TABLE_BASE_MB = 200
+TABLE_ROW_KB = 0.5
+
+
+def table_mem_mb(images: int) -> int:
+    """Peak memory (MB) of a step that reads and scores per-image tables of ``images`` rows."""
+    return int(TABLE_BASE_MB + images * TABLE_ROW_KB / 1024) + JOB_OVERHEAD_MB
+
+
 def machine_memory_mb(reserve_mb: int = 1024) -> int:
     """Physical memory of this machine minus a reserve for the OS, in MB."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20

@@ -124,3 +124,21 @@ def test_the_schema_is_the_only_source_of_defaults():
     assert defaults("launch")["cpu_ranks"] == cfg["distributed"]["cpu_ranks"]
     params = inspect.signature(sample_studies).parameters
     assert params["nonhand_share"].default == synth["nonhand_share"]
+
+
+def test_profile_config_strings_become_numbers():
+    """A profile's `config: ["distributed={ranks: 8}"]` arrives as {'ranks': '8'}."""
+    cfg = {
+        "cohorts": {"c": {"source": "synthetic", "n": 10}},
+        "train_cohorts": ["c"],
+        "experiments": {"e": {"epochs": "3"}},
+        "distributed": {"ranks": "8"},
+        "predict": {"calibrate": "false"},
+        "cluster": {"node_mem": "64G", "memory_margin": "0.3"},
+    }
+    out = validate(cfg)
+    assert out["distributed"]["ranks"] == 8 and out["experiments"]["e"]["epochs"] == 3
+    assert out["predict"]["calibrate"] is False
+    assert out["cluster"] == {**out["cluster"], "node_mem": "64G", "memory_margin": 0.3}
+    with pytest.raises(ConfigError, match="distributed.ranks"):
+        validate({**cfg, "distributed": {"ranks": "eight"}})

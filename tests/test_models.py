@@ -34,6 +34,7 @@ def _one_step(model, loss: str, x, y) -> float:
         ("small_cnn", 32),
         ("resnet50", 32),
         ("vgg16", 32),
+        ("vgg19", 32),
         ("efficientnetb0", 32),
         ("inceptionv3", 75),
     ],

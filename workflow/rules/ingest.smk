@@ -28,7 +28,7 @@ rule shard:
         plan=ancient("results/cohorts/{cohort}/plan.json"),
     output:
         # Zarr shards are folders, HDF5 shards files.
-        shard=directory(SHARD) if SHARD_EXT == ".zarr" else SHARD,
+        shard=directory(SHARD) if SHARD.endswith(".zarr") else SHARD,
         qc="results/cohorts/{cohort}/qc/{shard}.tsv",
     log:
         "logs/shard/{cohort}/{shard}.log",

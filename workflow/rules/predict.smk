@@ -89,6 +89,8 @@ rule aggregate:
         "benchmarks/aggregate/{experiment}/{cohort}.tsv"
     wildcard_constraints:
         experiment="|".join(EXPERIMENTS),
+    resources:
+        mem_mb=get_cohort_mem_mb,
     params:
         trained=get_trained_flag,
     shell:
@@ -111,6 +113,8 @@ rule ensemble:
         "benchmarks/ensemble/{ensemble}/{cohort}.tsv"
     wildcard_constraints:
         ensemble="|".join(ENSEMBLES) or "(?!)",
+    resources:
+        mem_mb=get_cohort_mem_mb,
     params:
         names=get_ensemble_names,
         trained=get_trained_flag,

@@ -49,6 +49,7 @@ rule report:
     # would differ between a dry run and the run, and rerun the report).
     resources:
         executor=get_executor,
+        mem_mb=get_report_mem_mb,
     params:
         run=get_run_info,
     shell:

@@ -1,0 +1,233 @@
+"""What the rules ask of the validated config: paths, shard plans and per-job resources.
+
+``workflow/rules/common.smk`` builds one :class:`RunPlan` from the config and
+wraps its methods as Snakemake input, params and resource functions, so the
+rules stay thin and this logic is typed and unit-tested like the rest of the
+package. Nothing here imports Snakemake.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from boneage.atomic import file_stamp, looks_like_wildcard
+from boneage.resources import (
+    Node,
+    NodePlan,
+    estimate_mem_mb,
+    plan_node,
+    predict_memory_mb,
+    table_mem_mb,
+    train_memory_mb,
+)
+from boneage.shards import FORMATS
+
+#: Keys of a cohort entry that name files or folders its manifest reads.
+SOURCE_KEYS = ("csv", "truth", "ground_truth", "table", "corrections", "folder")
+
+
+class RunPlan:
+    """The run described by a validated config; ``node`` gives the machine jobs are planned for.
+
+    ``node`` is called lazily (the executor, and so the node, is known only
+    once Snakemake plans jobs, not while the Snakefile is parsed).
+    """
+
+    def __init__(self, config: dict[str, Any], node: Callable[[], Node]) -> None:
+        self.config = config
+        self._node = node
+        self.cohorts = list(config["cohorts"])
+        self.experiments = list(config["experiments"])
+        self.ensembles: dict[str, list[str]] = config["aggregate"]["ensembles"]
+        self.shard_path = (
+            f"results/cohorts/{{cohort}}/shards/{{shard}}{FORMATS[config['shards']['format']]}"
+        )
+        self._shard_plans: dict[tuple[str, int], dict[str, str]] = {}
+        self._shard_rows: dict[str, int] = {}
+        self._predict_plans: dict[tuple, NodePlan] = {}
+
+    # -- cohorts and sources --------------------------------------------------------------
+
+    def cohort_spec(self, cohort: str) -> dict[str, Any]:
+        """The cohort's entry; a synthetic cohort's files are rendered under results/sources/."""
+        spec = dict(self.config["cohorts"][cohort])
+        if spec["source"] == "synthetic":
+            base = f"results/sources/{cohort}"
+            spec.update(
+                csv=f"{base}/labels.csv", truth=f"{base}/truth.csv", images=f"{base}/images"
+            )
+        return spec
+
+    def source_files(self, cohort: str) -> dict[str, str]:
+        """Files (and folders) the manifest of a cohort reads."""
+        spec = self.cohort_spec(cohort)
+        files = {k: spec[k] for k in SOURCE_KEYS if spec.get(k)}
+        if spec.get("labels"):
+            files["labels"] = spec["labels"]["table"]
+        if spec["source"] == "synthetic":
+            files["images"] = spec["images"]
+        return files
+
+    def source_inputs(self, cohort: str) -> dict[str, str]:
+        """Source files Snakemake can track: not paths it would read as wildcards."""
+        return {k: p for k, p in self.source_files(cohort).items() if not looks_like_wildcard(p)}
+
+    def config_part(self, part: str) -> dict[str, Any]:
+        """The resolved config of ``results/config/{part}.json`` (run, cohorts/c, experiments/e).
+
+        A source path with braces cannot be a Snakemake input: its size and
+        mtime go into the cohort's part instead, so editing it still reruns ingest.
+        """
+        section, _, name = part.partition("/")
+        if section == "cohorts":
+            stamps = {
+                p: file_stamp(p) for p in self.source_files(name).values() if looks_like_wildcard(p)
+            }
+            return {**self.cohort_spec(name), **({"source_stamps": stamps} if stamps else {})}
+        if section == "experiments":
+            return self.experiment_settings(name)
+        return self.config
+
+    def synth_args(self, cohort: str) -> str:
+        """Command-line arguments of ``boneage synth`` for a synthetic cohort."""
+        c = self.config["cohorts"][cohort]
+        return (
+            f"--n {c['n']} --seed {c['seed']} --nonhand-share {c['nonhand_share']}"
+            f" --inverted-share {c['inverted_share']}"
+        )
+
+    # -- shards ---------------------------------------------------------------------------
+
+    def shard_plan(self, plan_path: str) -> dict[str, str]:
+        """{shard: digest} of a manifest's shard plan, read once per file version."""
+        key = (plan_path, os.stat(plan_path).st_mtime_ns)
+        if key not in self._shard_plans:
+            with open(plan_path) as fh:
+                shards = json.load(fh)["shards"]
+            self._shard_plans[key] = {s["shard"]: s["digest"] for s in shards}
+            self._shard_rows[plan_path] = sum(len(s["rows"]) for s in shards)
+        return self._shard_plans[key]
+
+    def cohort_images(self, cohort: str) -> int:
+        """Images in a cohort's shard plan; 0 before its manifest step has run."""
+        plan_path = f"results/cohorts/{cohort}/plan.json"
+        if not os.path.exists(plan_path):
+            return 0
+        self.shard_plan(plan_path)
+        return self._shard_rows[plan_path]
+
+    def shard_groups(self, shard_ids: Sequence[str]) -> dict[str, list[str]]:
+        """Groups of ``predict.group_size`` consecutive shards (grouped predict mode)."""
+        size = self.config["predict"]["group_size"]
+        return {
+            f"g{i // size:04d}": list(shard_ids[i : i + size])
+            for i in range(0, len(shard_ids), size)
+        }
+
+    def prediction_parts(self, shard_ids: Sequence[str]) -> list[str]:
+        """The prediction tables of a cohort: one per shard, or groups/<g> per group."""
+        if self.config["predict"]["mode"] == "grouped":
+            return [f"groups/{g}" for g in self.shard_groups(shard_ids)]
+        return list(shard_ids)
+
+    def calibration_cohort(self) -> str:
+        """The cohort whose first shard predict is calibrated on."""
+        return (self.config["train_cohorts"] or self.cohorts)[0]
+
+    # -- experiments ----------------------------------------------------------------------
+
+    def experiment_settings(self, experiment: str) -> dict[str, Any]:
+        """The experiment's settings, with the global input size, for ``boneage train``."""
+        exp = dict(self.config["experiments"][experiment])
+        exp.setdefault("image_size", self.config["image_size"])
+        exp["train_censored"] = self.config["labels"]["train_censored"]
+        return exp
+
+    def train_ranks(self) -> int:
+        """Horovod ranks of a train job (``distributed.ranks``; the dgx profile sets 8)."""
+        return self.config["distributed"]["ranks"]
+
+    def launcher(self, ranks: int) -> str:
+        """How a Slurm job starts ``ranks`` ranks; none for one (the plugin refuses 1-task MPI)."""
+        return self.config["cluster"]["mpi"] if ranks > 1 else ""
+
+    def train_cpus_per_task(self) -> int:
+        """Cores per rank of a train job (each rank gets its share of the node)."""
+        return max(1, self._node().cores // self.train_ranks())
+
+    def train_mem_mb(self, experiment: str, profile: str, index_paths: Sequence[str]) -> int:
+        """Memory of a train job: its ranks x the model-based estimate (profile.json)."""
+        examples = 0
+        for index in index_paths:
+            if os.path.exists(index):
+                with open(index) as fh:
+                    examples += sum(s["images"] for s in json.load(fh)["shards"])
+        return train_memory_mb(
+            profile,
+            self.experiment_settings(experiment),
+            self.train_ranks(),
+            examples,
+            self.config["image_size"],
+            self._node().margin,
+        )
+
+    # -- predict --------------------------------------------------------------------------
+
+    def predict_args(self) -> str:
+        """Options every predict command takes: batch size and test-time augmentation."""
+        tta = " --tta" if self.config["aggregate"]["tta"] else ""
+        return f"--batch-size {self.config['predict']['batch_size']}{tta}"
+
+    def predict_inputs(self, experiment: str) -> dict[str, str]:
+        """What sizes a predict job: the model's profile and, when calibrating, its measurement."""
+        inputs = {"profile": f"results/models/{experiment}/profile.json"}
+        if self.config["predict"]["calibrate"]:
+            inputs["calibration"] = f"results/models/{experiment}/calibration.json"
+        return inputs
+
+    def predict_plan(self, profile: str | None, calibration: str | None) -> NodePlan:
+        """The node plan for predict processes: memory measured, else estimated.
+
+        Cached per file version: every predict job of a 10,000-shard cohort asks.
+        """
+        stamp = tuple(
+            os.stat(p).st_mtime_ns if p and os.path.exists(p) else None
+            for p in (profile, calibration)
+        )
+        key = (profile, calibration, stamp)
+        if key not in self._predict_plans:
+            node, cfg = self._node(), self.config
+            mem, _ = predict_memory_mb(
+                profile,
+                calibration,
+                cfg["image_size"],
+                cfg["shards"]["size"],
+                cfg["predict"]["batch_size"],
+                cfg["aggregate"]["tta"],
+                node.margin,
+            )
+            self._predict_plans[key] = plan_node(node.mem_mb, node.cores, mem, node.reserve_mb)
+        return self._predict_plans[key]
+
+    # -- coarse figures -------------------------------------------------------------------
+
+    def table_mem_mb(self, cohorts: Sequence[str], tables: int = 1) -> int:
+        """Memory of a step holding ``tables`` per-image tables of ``cohorts``.
+
+        aggregate and ensemble: one cohort's predictions; the report: every
+        cohort's manifest and one prediction table per scored model.
+        """
+        return table_mem_mb(tables * sum(self.cohort_images(c) for c in cohorts))
+
+    def step_mem_mb(self, step: str) -> int:
+        """The coarse memory figure of a step (before any profile or measurement exists)."""
+        return estimate_mem_mb(step, self.config["image_size"], self.config["shards"]["size"])
+
+    def run_info(self) -> str:
+        """JSON for the report: the coarse memory figure of each step (same in a dry run)."""
+        return json.dumps(
+            {"mem_mb": {s: self.step_mem_mb(s) for s in ("shard", "train", "predict")}}
+        )

@@ -1,0 +1,95 @@
+"""boneage.plan: what the rules ask of a validated config (no Snakemake involved)."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from boneage.config import validate
+from boneage.plan import RunPlan
+from boneage.resources import Node
+
+
+def _plan(tmp_path, **over) -> RunPlan:
+    cfg = {
+        "cohorts": {
+            "synth": {"source": "synthetic", "n": 20},
+            "site": {"source": "rsna", "csv": str(tmp_path / "{site}/labels.csv"), "images": "x"},
+        },
+        "train_cohorts": ["synth"],
+        "experiments": {"e": {"epochs": 1}},
+        **over,
+    }
+    node = Node(mem_mb=16_000, cores=8, reserve_mb=2_000, margin=0.2)
+    return RunPlan(validate(cfg), lambda: node)
+
+
+def test_sources_synthetic_paths_and_wildcard_like_paths(tmp_path):
+    plan = _plan(tmp_path)
+    assert plan.cohort_spec("synth")["csv"] == "results/sources/synth/labels.csv"
+    assert set(plan.source_inputs("synth")) == {"csv", "truth", "images"}
+    # a path with braces is not an input (Snakemake would read a wildcard) but is stamped
+    assert plan.source_inputs("site") == {}
+    labels = tmp_path / "{site}/labels.csv"
+    labels.parent.mkdir()
+    labels.write_text("id\n")
+    part = plan.config_part("cohorts/site")
+    assert list(part["source_stamps"]) == [str(labels)]
+    assert plan.config_part("experiments/e")["image_size"] == 128
+
+
+def test_groups_and_prediction_parts(tmp_path):
+    ids = [f"s{i:05d}" for i in range(5)]
+    per_shard = _plan(tmp_path)
+    assert per_shard.prediction_parts(ids) == ids
+    grouped = _plan(tmp_path, predict={"mode": "grouped", "group_size": 2})
+    assert grouped.shard_groups(ids) == {
+        "g0000": ids[:2],
+        "g0001": ids[2:4],
+        "g0002": ids[4:],
+    }
+    assert grouped.prediction_parts(ids) == ["groups/g0000", "groups/g0001", "groups/g0002"]
+
+
+@pytest.mark.parametrize("ranks,launcher", [(1, ""), (4, "mpiexec")])
+def test_train_ranks_launcher_and_cores(tmp_path, ranks, launcher):
+    plan = _plan(tmp_path, distributed={"ranks": ranks}, cluster={"mpi": "mpiexec"})
+    assert plan.train_ranks() == ranks
+    assert plan.launcher(plan.train_ranks()) == launcher
+    assert plan.train_cpus_per_task() == 8 // ranks
+
+
+def test_predict_plan_from_a_measurement_and_cached_per_file_version(tmp_path):
+    plan = _plan(tmp_path)
+    calibration = tmp_path / "calibration.json"
+    calibration.write_text(json.dumps({"peak_rss_mb": 2_000}))
+    first = plan.predict_plan(None, str(calibration))
+    # (16000 - 2000) MB / (2000 x 1.2 + job overhead) -> 5 processes of 8 cores
+    assert first.processes == 5 and first.proc_mem_mb > 2_400
+    assert first.threads == 1
+    calibration.write_text(json.dumps({"peak_rss_mb": 5_000}))
+    os.utime(calibration, ns=(0, 1))  # a new file version
+    assert plan.predict_plan(None, str(calibration)).processes == 2
+
+
+def test_predict_args_and_run_info(tmp_path):
+    plan = _plan(tmp_path, aggregate={"tta": True}, predict={"batch_size": 16})
+    assert plan.predict_args() == "--batch-size 16 --tta"
+    assert set(json.loads(plan.run_info())["mem_mb"]) == {"shard", "train", "predict"}
+
+
+def test_table_memory_grows_with_the_cohorts_images(tmp_path, monkeypatch):
+    plan = _plan(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    before = plan.table_mem_mb(["synth"])  # no manifest yet: the base figure
+    cohort = tmp_path / "results/cohorts/synth"
+    cohort.mkdir(parents=True)
+    rows = list(range(1, 250_001))
+    shards = [{"shard": f"s{i}", "rows": rows[i::4], "digest": "x"} for i in range(4)]
+    (cohort / "plan.json").write_text(json.dumps({"shards": shards}))
+    assert plan.cohort_images("synth") == 250_000
+    one = plan.table_mem_mb(["synth"])
+    assert one > before + 100  # about half a KB per image row
+    assert plan.table_mem_mb(["synth"], tables=3) > 2 * one - before
