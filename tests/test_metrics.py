@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from boneage import metrics
 from boneage.metrics import band_of, breakdown, score
 
 
@@ -48,3 +49,27 @@ def test_bands_and_breakdown():
     b = breakdown(frame, "ref")
     assert b["all"]["n"] == 3 and b["by_sex"]["F"]["mae"] == 10.0
     assert b["by_band"]["0-2 y"]["mae"] == 2.0 and b["by_band"]["2-6 y"]["n"] == 0
+
+
+def test_bootstrap_by_distinct_errors_matches_resampling_images():
+    """Counts over distinct errors give the same intervals as resampling the images."""
+    rng = np.random.default_rng(1)
+    err = np.round(rng.normal(2, 10, 300), 2)
+    draws = err[rng.integers(0, err.size, (4000, err.size))]
+    direct = np.percentile(np.abs(draws).mean(axis=1), [2.5, 97.5])
+    lo, hi = metrics.bootstrap_cis(err, n=4000)["mae"]
+    assert abs(lo - direct[0]) < 0.15 and abs(hi - direct[1]) < 0.15
+
+
+def test_bootstrap_memory_is_flat_in_the_number_of_images():
+    """A million errors: resamples are drawn in chunks, never resamples x images at once."""
+    import tracemalloc
+
+    rng = np.random.default_rng(2)
+    err = np.round(rng.normal(0, 9, 1_000_000), 2)
+    tracemalloc.start()
+    cis = metrics.bootstrap_cis(err)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 200 * 2**20, peak  # 1000 x 1e6 indices would be 8 GB
+    assert cis["mae"][0] < np.abs(err).mean() < cis["mae"][1]
