@@ -12,8 +12,15 @@ A shard holds N accepted images of one cohort:
 ============  ===================  ==========================================
 
 Zarr v3 (a directory ``*.zarr``) is the default; HDF5 (``*.h5``) by config.
-Both are written to a temporary sibling and renamed into place, so a shard
-is either complete or absent.
+A Zarr shard is 5 files, whatever its size: ``images`` is chunked by
+:data:`CHUNK` images and the chunks are packed into one file by Zarr's
+sharding codec, and the four per-image label arrays are the columns of one
+float64 array ``labels`` (N, 4) (row numbers are exact in float64 up to 2**53).
+Parallel filesystems (Lustre, GPFS) handle millions of small files badly; a
+10,000-shard cohort is 50,000 files, not 500,000. Shards written before this
+layout (five separately chunked arrays) are still read.
+Both formats are written to a temporary sibling and renamed into place, so a
+shard is either complete or absent.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from boneage.preprocess import prepare
 
 FORMATS = {"zarr": ".zarr", "hdf5": ".h5"}
 CHUNK = 64
+#: Columns of a Zarr shard's ``labels`` array, in order.
+LABELS = ("sex", "boneage", "true", "row")
 #: Columns of a shard's per-row QC verdicts (merged into the manifest).
 VERDICT_COLUMNS = ["row", "status", "reason", "inverted", "shard", "qc"]
 
@@ -66,15 +75,25 @@ def write_shard(path: str | os.PathLike[str], shard: Shard) -> None:
         import zarr
         from zarr.storage import LocalStore
 
+        n = len(shard.ids)
         with atomic_path(path, is_dir=True) as tmp:
             root = zarr.open_group(store=LocalStore(str(tmp)), mode="w", zarr_format=3)
-            for name, data in arrays.items():
-                chunks = (CHUNK,) + data.shape[1:]
-                arr = root.create_array(name, shape=data.shape, chunks=chunks, dtype=data.dtype)
-                if len(data):
-                    arr[...] = data
+            images = shard.images
+            chunk = (CHUNK,) + images.shape[1:]
+            whole = (max(-(-n // CHUNK), 1) * CHUNK,) + images.shape[1:]  # one shard file
+            img = root.create_array(
+                "images", shape=images.shape, chunks=chunk, shards=whole, dtype=images.dtype
+            )
+            labels = np.stack([np.asarray(arrays[k], np.float64) for k in LABELS], axis=1)
+            lab = root.create_array(
+                "labels", shape=(n, len(LABELS)), chunks=(max(n, 1), len(LABELS)), dtype="f8"
+            )
+            if n:
+                img[...] = images
+                lab[...] = labels.reshape(n, len(LABELS))
             root.attrs["ids"] = list(shard.ids)
-            root.attrs["count"] = len(shard.ids)
+            root.attrs["count"] = n
+            root.attrs["labels"] = list(LABELS)
     elif path.suffix == ".h5":
         import h5py
 
@@ -101,7 +120,14 @@ def read_shard(path: str | os.PathLike[str], images: bool = True) -> Shard:
         import zarr
 
         root = zarr.open_group(str(path), mode="r")
-        get = {name: root[name][...] for name in names}
+        if "labels" in root.attrs:
+            table = root["labels"][...]
+            dtypes = {"sex": np.uint8, "boneage": np.float32, "true": np.float32, "row": np.int64}
+            get = {k: table[:, i].astype(dtypes[k]) for i, k in enumerate(root.attrs["labels"])}
+            if images:
+                get["images"] = root["images"][...]
+        else:  # the layout before sharding: one array per name
+            get = {name: root[name][...] for name in names}
         ids = [str(i) for i in root.attrs["ids"]]
     else:
         import h5py

@@ -40,6 +40,34 @@ def test_zarr_is_v3(tmp_path):
     assert (tmp_path / "s.zarr" / "zarr.json").is_file()
 
 
+def test_a_zarr_shard_is_five_files_at_any_size(tmp_path):
+    """Chunks are packed by the sharding codec: Lustre and GPFS see 5 files, not one per chunk."""
+    for n in (1, 300):
+        path = tmp_path / f"s{n}.zarr"
+        write_shard(path, _shard(n))
+        assert len([p for p in path.rglob("*") if p.is_file()]) == 5
+        back = read_shard(path)
+        np.testing.assert_array_equal(back.row, np.arange(n) + 1)
+        assert back.row.dtype == np.int64 and back.sex.dtype == np.uint8
+
+
+def test_reads_shards_of_the_earlier_layout(tmp_path):
+    """Shards written before sharding (one chunked array per name) still read the same."""
+    import zarr
+
+    shard = _shard(70)
+    root = zarr.open_group(str(tmp_path / "old.zarr"), mode="w", zarr_format=3)
+    for name in ("images", "sex", "boneage", "true", "row"):
+        data = getattr(shard, name)
+        root.create_array(name, shape=data.shape, chunks=(64,) + data.shape[1:], dtype=data.dtype)
+        root[name][...] = data
+    root.attrs["ids"] = shard.ids
+    back = read_shard(tmp_path / "old.zarr")
+    assert back.ids == shard.ids
+    np.testing.assert_array_equal(back.images, shard.images)
+    np.testing.assert_array_equal(back.boneage, shard.boneage)
+
+
 @pytest.mark.parametrize("suffix", [".zarr", ".h5"])
 def test_failed_write_leaves_nothing(tmp_path, suffix):
     bad = _shard(3)
