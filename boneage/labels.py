@@ -29,6 +29,7 @@ TRAINABLE = ("exact", "range")
 MISSING_TOKENS = {"", "n/a", "na", "nan", "none", "null", ":", "-", "--", "?", "nil", "/"}
 
 _NUM = r"(\d+(?:[.,]\d+)?)"
+_PLAIN = re.compile(r"\d+(?:\.\d+)?$")
 _EXACT = re.compile(r"^(-?\d+(?:[.,]\d+)?)$")  # a sign is allowed: "-5" is impossible
 _RANGE = re.compile(rf"^{_NUM}\s*(?:-|–|—|~|to)\s*{_NUM}$")
 _CENSORED = re.compile(rf"^(?:>=?|≥)?\s*{_NUM}\s*\+?$")
@@ -54,6 +55,8 @@ def parse_label(cell: Any) -> Label:
     raw = str(cell)
     if isinstance(cell, (int, float)) and not isinstance(cell, bool):
         return Label(float(cell), "exact", raw)
+    if _PLAIN.match(raw):  # the common case, "123" or "123.5": no rewriting needed
+        return Label(float(raw), "exact", raw)
     text = re.sub(r"\s*\n\s*", "", raw).strip()  # "--15.5-\n16" -> "--15.5-16"
     # "--15.5-16", "-- 8-9": a run of dashes (or a dash and a space) is noise; "-5" is a sign.
     text = re.sub(r"^(?:[-–—]{2,}|[-–—]\s)\s*(?=\d)", "", text)

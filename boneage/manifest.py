@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from boneage.atomic import file_stamp
 
 #: Rejection reasons and what they mean (shown in the report).
 REASONS = {
@@ -43,25 +46,29 @@ TRAINABLE = ("exact", "range", "corrected")
 
 
 def check_rows(rows: pd.DataFrame, image_root: str | os.PathLike[str]) -> pd.DataFrame:
-    """Add ``abspath``, ``status`` and ``reason`` columns after the table-level checks.
+    """Add ``abspath``, ``stamp`` (image size:mtime), ``status`` and ``reason`` columns.
 
     The first failing check gives the reason; checks run in the order of
     :data:`REASONS`. ``abspath`` is resolved; paths resolving outside
     ``image_root`` are rejected (no reading of arbitrary files).
     """
-    root = Path(image_root).resolve()
+    root = str(Path(image_root).resolve())
     out = rows.copy()
     if "error" not in out:
         out["error"] = None
     reasons: list[str | None] = []
     seen: set[str] = set()
     abspaths: list[str] = []
+    stamps: list[str] = []
+    folders: dict[str, str] = {}  # each folder resolved once, not each of its files
     for r in out.itertuples(index=False):
-        path = (root / str(r.path)).resolve()
-        abspaths.append(str(path))
-        reasons.append(_table_reason(r, path, root, seen))
+        path, st = _resolve(os.path.join(root, str(r.path)), folders)
+        abspaths.append(path)
+        stamps.append(f"{st.st_size}:{st.st_mtime_ns}" if st else "missing")  # as file_stamp
+        reasons.append(_table_reason(r, path, st, root, seen))
         seen.add(r.id)
     out["abspath"] = abspaths
+    out["stamp"] = stamps
     out = out.drop(columns=["error"])
     out["reason"] = reasons
     out["status"] = np.where(out["reason"].isna(), "accepted", "rejected")
@@ -69,17 +76,38 @@ def check_rows(rows: pd.DataFrame, image_root: str | os.PathLike[str]) -> pd.Dat
     return out
 
 
-def _table_reason(r, path: Path, root: Path, seen: set[str]) -> str | None:
+def _resolve(joined: str, folders: dict[str, str]) -> tuple[str, os.stat_result | None]:
+    """``joined`` with every symlink resolved (as ``Path.resolve``), and its stat (None if absent).
+
+    The folder is resolved once (cached in ``folders``); the file itself only
+    when it is a symlink: one ``lstat`` a row instead of a ``realpath`` walk.
+    """
+    folder, name = os.path.split(joined)
+    real = folders.get(folder)
+    if real is None:
+        real = folders[folder] = os.path.realpath(folder)
+    path = os.path.normpath(os.path.join(real, name))
+    try:
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            path = os.path.realpath(path)
+            st = os.stat(path)
+    except OSError:
+        return path, None
+    return path, st
+
+
+def _table_reason(r, path: str, st: os.stat_result | None, root: str, seen: set[str]) -> str | None:
     """The first table-level check a source row fails (None when it passes)."""
     if isinstance(r.error, str) and r.error:
         return r.error  # the reader already rejected it
     if r.id in seen:
         return "duplicate_id"
-    if not path.is_relative_to(root):
+    if path != root and not path.startswith(root + os.sep):
         return "path_escapes_root"
-    if not path.is_file():
+    if st is None or not stat.S_ISREG(st.st_mode):
         return "missing_file"
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         return "empty_file"
     if r.label_status == "missing":
         return "missing_label"
@@ -135,16 +163,11 @@ def plan_shards(checked: pd.DataFrame, shard_size: int) -> list[dict[str, object
 def shard_digest(rows: pd.DataFrame) -> str:
     """A hash of a shard's inputs: ids, labels, sex and each image file's size and mtime."""
     h = hashlib.sha256()
-    for r in rows.itertuples(index=False):
-        try:
-            st = os.stat(r.abspath)
-            stamp = f"{st.st_size}:{st.st_mtime_ns}"
-        except OSError:
-            stamp = "missing"
-        h.update(
-            f"{r.row}|{r.id}|{r.sex}|{r.boneage}|{r.label_status}|{r.true_boneage}|"
-            f"{r.abspath}|{stamp}\n".encode()
-        )
+    cols = ["row", "id", "sex", "boneage", "label_status", "true_boneage", "abspath"]
+    # The files' size:mtime as check_rows saw them (stat them here for other tables).
+    stamps = rows["stamp"] if "stamp" in rows else rows["abspath"].map(file_stamp)
+    for r in zip(*(rows[c].tolist() for c in cols), stamps.tolist()):
+        h.update(("|".join(map(str, r)) + "\n").encode())
     return h.hexdigest()[:20]
 
 

@@ -69,10 +69,12 @@ def image_index(root: str | os.PathLike[str]) -> dict[str, str]:
     base = Path(root)
     for folder, dirs, files in os.walk(base):
         dirs.sort()
+        rel = os.path.relpath(folder, base)  # once per folder: a million files, one folder
+        prefix = "" if rel == "." else rel + os.sep
         for name in sorted(files):
             stem, suffix = os.path.splitext(name)
-            if suffix.lower() in IMAGE_SUFFIXES:
-                found.setdefault(stem, os.path.relpath(os.path.join(folder, name), base))
+            if suffix.lower() in IMAGE_SUFFIXES and stem not in found:
+                found[stem] = prefix + name
     return found
 
 
