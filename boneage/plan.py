@@ -181,11 +181,15 @@ class RunPlan:
         tta = " --tta" if self.config["aggregate"]["tta"] else ""
         return f"--batch-size {self.config['predict']['batch_size']}{tta}"
 
-    def predict_inputs(self, experiment: str) -> dict[str, str]:
-        """What sizes a predict job: the model's profile and, when calibrating, its measurement."""
-        inputs = {"profile": f"results/models/{experiment}/profile.json"}
+    def predict_inputs(self) -> dict[str, str]:
+        """What sizes a predict job: the model's profile and, when calibrating, its measurement.
+
+        Patterns in ``{experiment}``, not a function: a 10,000-shard plan calls
+        no input function for them.
+        """
+        inputs = {"profile": "results/models/{experiment}/profile.json"}
         if self.config["predict"]["calibrate"]:
-            inputs["calibration"] = f"results/models/{experiment}/calibration.json"
+            inputs["calibration"] = "results/models/{experiment}/calibration.json"
         return inputs
 
     def predict_plan(self, profile: str | None, calibration: str | None) -> NodePlan:

@@ -48,6 +48,7 @@ ENSEMBLES = PLAN.ensembles
 SCORED = EXPERIMENTS + list(ENSEMBLES)  # models whose metrics the report shows
 SHARD = PLAN.shard_path
 PREDICT_ARGS = PLAN.predict_args()
+PREDICT_SIZING = PLAN.predict_inputs()  # input patterns of predict jobs
 
 
 def get_executor(wildcards):
@@ -168,10 +169,6 @@ def get_train_cpus_per_task(wildcards):
 
 def get_train_mem_mb(wildcards, input, attempt):
     return attempt * PLAN.train_mem_mb(wildcards.experiment, input.profile, input.index)
-
-
-def get_predict_inputs(wildcards):
-    return PLAN.predict_inputs(wildcards.experiment)
 
 
 def _predict_plan(input):

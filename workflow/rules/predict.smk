@@ -25,7 +25,7 @@ rule calibrate:
 
 rule predict:
     input:
-        unpack(get_predict_inputs),
+        **PREDICT_SIZING,
         model="results/models/{experiment}/model.keras",
         shard=SHARD,
     output:
@@ -46,7 +46,7 @@ rule predict:
 
 rule predict_group:
     input:
-        unpack(get_predict_inputs),
+        **PREDICT_SIZING,
         model="results/models/{experiment}/model.keras",
         shards=get_group_shards,
     output:
