@@ -93,6 +93,39 @@ def test_tiny_workflow_end_to_end(tmp_path):
     zipped = _snakemake(tmp_path, "--report", str(tmp_path / "report.zip"))
     assert zipped.returncode == 0, zipped.stderr[-2000:]
     assert (tmp_path / "report.zip").stat().st_size > 10_000
+    _estimate_matches_the_workflow(tmp_path, manifest)
+
+
+def _estimate_matches_the_workflow(work: Path, manifest: pd.DataFrame) -> None:
+    """`boneage estimate` on one film gives the workflow's prediction; a non-hand is refused."""
+    res = work / "results"
+    preds = pd.read_csv(res / "predictions/quick/tiny.tsv", sep="\t", dtype={"id": str})
+    film = preds.iloc[0]
+    png = res / f"sources/tiny/images/{film['id']}.png"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    boneage = [sys.executable, "-m", "boneage.cli", "estimate"]
+    model = ["--model", str(res / "models/quick/model.keras")]
+    run = subprocess.run(
+        [*boneage, *model, str(png), "--sex", film["sex"], "--overlay", str(work / "o.png")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    months = float(run.stdout.split("bone age:")[1].split()[0])
+    assert abs(months - film["pred"]) <= 0.05, (months, film["pred"])  # printed to 0.1 month
+    assert (work / "o.png").stat().st_size > 1000
+    nonhand = manifest[manifest["reason"] == "no_hand"]["id"].astype(str).iloc[0]
+    refused = subprocess.run(
+        [*boneage, *model, str(res / f"sources/tiny/images/{nonhand}.png"), "--sex", "F"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=work,
+    )
+    assert refused.returncode == 3 and "rejected: no_hand" in refused.stdout, refused.stdout
 
 
 def test_hdf5_shards(tmp_path):

@@ -35,6 +35,35 @@ def cmd_predict(a: argparse.Namespace) -> None:
     )
 
 
+def cmd_estimate(a: argparse.Namespace) -> None:
+    """One film: QC verdict, bone age in months and years, saliency overlay PNG.
+
+    Exits 3 when the film fails QC (no bone age is given for it).
+    """
+    from pathlib import Path
+
+    from boneage.estimate import estimate_film
+
+    overlay = a.overlay or f"{Path(a.file).name}.saliency.png"
+    try:
+        result = estimate_film(
+            a.model, a.file, a.sex, a.image_size, None if a.no_overlay else overlay
+        )
+    except ValueError as exc:  # a DecodeError or unknown sex: say it, no traceback
+        sys.exit(f"boneage estimate: {exc}")
+    verdict = "accepted" if result.accepted else f"rejected: {result.qc.reason}"
+    print(f"film:     {a.file}")
+    print(f"QC:       {verdict} ({result.qc.rule})")
+    if result.qc.inverted:
+        print("          inverted polarity, corrected")
+    print(f"sex:      {result.sex}")
+    if not result.accepted:
+        sys.exit(3)
+    print(f"bone age: {result.months:.1f} months ({result.months / 12:.1f} years)")
+    if result.overlay:
+        print(f"saliency: {result.overlay}")
+
+
 def cmd_predict_group(a: argparse.Namespace) -> None:
     """Predict a group of shards as MPI ranks (run under boneage launch --mpi)."""
     from boneage.dispatch import SoloComm, run_group
@@ -118,6 +147,17 @@ def register(sub) -> None:
     """Add this module's subcommands."""
     add_model_inputs(add_step(sub, "calibrate", cmd_calibrate))
     add_model_inputs(add_step(sub, "predict", cmd_predict))
+    s = add_step(sub, "estimate", cmd_estimate)
+    s.add_argument("--model", required=True, help="results/models/<experiment>/model.keras")
+    s.add_argument("file", help="one PNG or DICOM film")
+    s.add_argument("--sex", choices=["F", "M"], help="default: the DICOM header's PatientSex")
+    s.add_argument(
+        "--image-size",
+        type=int,
+        help="the run's shard image size (config image_size; default: the model's input size)",
+    )
+    s.add_argument("--overlay", help="saliency PNG to write (default: FILE.saliency.png here)")
+    s.add_argument("--no-overlay", action="store_true", help="skip the saliency map")
     s = add_step(sub, "predict-group", cmd_predict_group)
     add_model_inputs(s, shards=True)
     s.add_argument("--ranks", type=int, default=0, help="ranks launched (1: no MPI)")
