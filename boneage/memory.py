@@ -61,6 +61,10 @@ class ModelProfile:
     params: int
     trainable: int
     activations: int  # floats of all layer outputs for one image
+    #: Measured peak RSS (MB) of a few train steps on random data at ``probe_batch``
+    #: (:func:`probe_train_step`): the model, its traced graph and activations, no data.
+    train_peak_mb: float | None = None
+    probe_batch: int | None = None
 
     def save(self, path: str | os.PathLike[str]) -> None:
         from boneage.atomic import write_json
@@ -168,20 +172,85 @@ def estimate(
     weights = 4 * profile.params / MB
     image_floats = profile.image_size**2  # one float32 input image
     if step == "train":
+        if profile.train_peak_mb and profile.probe_batch == batch_size:
+            # Measured beats modelled: the traced train graph of some networks
+            # (inceptionv3: ~780 MB at any batch) has no term in the model below.
+            runtime = profile.train_peak_mb + TRAIN_PIPELINE_MB
+            return MemoryEstimate(
+                runtime,
+                0.0,
+                0.0,
+                0.0,
+                0.0,
+                _train_data(profile, batch_size, examples, stored, cache_mb),
+            )
         gradients = 4 * profile.trainable / MB
         optimizer_mb = OPTIMIZER_SLOTS.get(optimizer, 2) * gradients
         activations = BACKWARD * 4 * batch_size * profile.activations / MB
-        cached = examples * stored**2 / MB
         runtime += TRAIN_PIPELINE_MB
-        data = (
-            (cached if cached <= cache_mb else 0.0)
-            + min(SHUFFLE_BUFFER, examples or SHUFFLE_BUFFER) * stored**2 / MB
-            + 3 * 4 * batch_size * image_floats / MB
-        )  # a batch in flight, prefetched, augmented
+        data = _train_data(profile, batch_size, examples, stored, cache_mb)
         return MemoryEstimate(runtime, weights, gradients, optimizer_mb, activations, data)
     activations = 4 * batch_size * profile.activations / MB
     data = shard_images * stored**2 / MB + 2 * 4 * batch_size * image_floats * tta_views / MB
     return MemoryEstimate(runtime, weights, 0.0, 0.0, activations, data)
+
+
+def _train_data(
+    profile: ModelProfile, batch_size: int, examples: int, stored: int, cache_mb: float
+) -> float:
+    """A training process's data: its example cache, the shuffle buffer, batches in flight."""
+    cached = examples * stored**2 / MB
+    return (
+        (cached if cached <= cache_mb else 0.0)
+        + min(SHUFFLE_BUFFER, examples or SHUFFLE_BUFFER) * stored**2 / MB
+        + 3 * 4 * batch_size * profile.image_size**2 / MB
+    )  # a batch in flight, prefetched, augmented
+
+
+def probe_train_step(exp: dict, steps: int = 3) -> None:
+    """Run ``steps`` train steps of the experiment's model on random data (one process).
+
+    Run as a child by :func:`measure_train_step`, which reads its peak RSS.
+    """
+    import keras
+    import numpy as np
+
+    from boneage.distribute import Distribution
+    from boneage.losses import loss_function
+    from boneage.models import build_model
+    from boneage.train import Experiment, make_optimizer, make_train_step, set_precision
+
+    e = Experiment.from_dict("probe", exp)
+    batch = host_batch(e.batch_size)
+    set_precision(e.precision)
+    model = build_model(e.backbone, e.image_size, loss=e.loss, sex_mode=e.sex_mode)
+    optimizer = make_optimizer(e, e.learning_rate)
+    if e.precision == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    optimizer.build(model.trainable_variables)
+    step = make_train_step(model, optimizer, Distribution(), loss_function(e.loss), e.xla)
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        x = rng.random((batch, e.image_size, e.image_size, 1), dtype=np.float32)
+        sex = rng.integers(0, 2, (batch, 1)).astype(np.float32)
+        step({"image": x, "sex": sex}, rng.uniform(0, 228, (batch, 1)).astype(np.float32))
+
+
+def measure_train_step(exp: dict, profile: ModelProfile) -> ModelProfile:
+    """``profile`` with the measured peak RSS of a few train steps (a child process)."""
+    import dataclasses
+    import sys
+
+    from boneage.calibrate import measure
+
+    m = measure(
+        [sys.executable, "-m", "boneage.cli", "probe-train", "--experiment", json.dumps(exp)],
+        stdout=sys.stderr,
+    )
+    if m.returncode:
+        raise RuntimeError(f"the train-step probe failed (exit {m.returncode}); see the log")
+    batch = host_batch(exp.get("batch_size", 32))
+    return dataclasses.replace(profile, train_peak_mb=round(m.peak_rss_mb, 1), probe_batch=batch)
 
 
 def gpu_batch_size(

@@ -43,6 +43,42 @@ def test_estimate_parts_scale_as_documented():
         estimate(p, "shard", 1)
 
 
+def test_a_measured_train_step_replaces_the_model_at_its_batch():
+    p = ModelProfile("toy", 64, 1_000_000, 1_000_000, 100_000, train_peak_mb=1500.0, probe_batch=16)
+    measured = estimate(p, "train", 16, examples=1000)
+    modelled = estimate(p, "train", 32, examples=1000)  # another batch: the model decides
+    assert measured.model == 0 and measured.runtime >= 1500
+    assert measured.data == pytest.approx(modelled.data - 3 * 4 * 16 * 64**2 / MB)
+    assert modelled.model > 0
+
+
+@pytest.mark.slow
+def test_profile_measures_a_train_step(tmp_path):
+    """`boneage profile` runs a few train steps in a child and records their peak RSS."""
+    import json
+    import subprocess
+    import sys
+
+    exp = {"backbone": "small_cnn", "image_size": 32, "batch_size": 8}
+    out = tmp_path / "profile.json"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "boneage.cli",
+            "profile",
+            "--experiment",
+            json.dumps(exp),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    prof = ModelProfile.load(out)
+    assert prof.probe_batch == 8 and 300 < prof.train_peak_mb < 3000  # TF runtime + model
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("size,gib", [(224, 2.3), (512, 9.1)])
 def test_vgg19_training_matches_the_orientation_figures(size, gib):

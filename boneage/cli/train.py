@@ -14,19 +14,30 @@ from boneage.config import section_defaults
 
 
 def cmd_profile(a: argparse.Namespace) -> None:
-    """Count a model's parameters and activations (for memory)."""
-    from boneage.memory import estimate, host_batch, profile_experiment
+    """Count a model's parameters and activations, and measure a train step (for memory)."""
+    from boneage.memory import estimate, host_batch, measure_train_step, profile_experiment
 
     exp = load_json(a.experiment)
     profile = profile_experiment(exp)
+    if not a.no_probe:
+        profile = measure_train_step(exp, profile)
     profile.save(a.out)
     batch = host_batch(exp.get("batch_size", 32))
     print(
         f"{profile.backbone} at {profile.image_size} px: {profile.params:,} parameters, "
         f"{profile.activations:,} activation floats per image"
     )
+    if profile.train_peak_mb:
+        print(f"train step measured: {profile.train_peak_mb:,.0f} MB peak RSS at batch {batch}")
     print(f"train (batch {batch}): {estimate(profile, 'train', batch).describe()}")
     print(f"predict (batch 64): {estimate(profile, 'predict', 64).describe()}")
+
+
+def cmd_probe_train(a: argparse.Namespace) -> None:
+    """A few train steps on random data (run by profile, which measures its memory)."""
+    from boneage.memory import probe_train_step
+
+    probe_train_step(load_json(a.experiment), a.steps)
 
 
 def cmd_launch(a: argparse.Namespace) -> None:
@@ -58,6 +69,11 @@ def register(sub) -> None:
         "--experiment", required=True, help="experiment settings: a JSON file (or inline JSON)"
     )
     s.add_argument("--out", required=True)
+    s.add_argument("--no-probe", action="store_true", help="count only; measure no train step")
+
+    s = add_step(sub, "probe-train", cmd_probe_train)
+    s.add_argument("--experiment", required=True, help="a JSON file (or inline JSON)")
+    s.add_argument("--steps", type=int, default=3)
 
     s = add_step(sub, "launch", cmd_launch)
     dist = section_defaults("distributed")

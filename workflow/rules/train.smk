@@ -11,7 +11,7 @@ rule profile_model:
     benchmark:
         "benchmarks/profile/{experiment}.tsv"
     resources:
-        mem_mb=get_mem_mb("profile"),
+        mem_mb=get_mem_mb("train"),  # it measures a few train steps
     shell:
         "boneage profile --experiment {input.experiment} --out {output} > {log} 2>&1"
 
