@@ -135,7 +135,12 @@ def test_every_source_kind_through_the_whole_dag(tmp_path, real_hands):
             "images": str(real_hands[0].parent),
             "label_unit": "years",
             "image_pattern": "{id}.png",
-            "columns": {"id": "Study no.", "boneage": "BA (years)", "sex": "Gender"},
+            "columns": {
+                "id": "Study no.",
+                "boneage": "BA (years)",
+                "sex": "Gender",
+                "age": "Age (years)",
+            },
         },
     }
     config = {
@@ -182,6 +187,11 @@ def test_every_source_kind_through_the_whole_dag(tmp_path, real_hands):
     accepted = set(hospital.loc[hospital["status"] == "accepted", "id"])
     assert accepted == {"0", "1", "3", "5", "6", "7", "9"}  # 2, 8: missing; 4: a date
     assert hospital.loc[hospital["id"] == "0", "qc"].item().startswith("fingers")
+    # Chronological age from the sheet's age column (years) and the DICOM PatientAge:
+    # the report compares bone age with it for those two cohorts.
+    assert hospital.set_index("id").loc["0", "chrono_age"] == pytest.approx(12.4 * 12)
+    chrono = page.split('id="chrono"')[1].split('id="qc"')[0]
+    assert "<h3>hospital" in chrono and "<h3>pacs" in chrono and "<h3>tiny" not in chrono
 
     # DICOM: the broken copy is `truncated` (not hidden as a duplicate), the chest tag
     # rejects with its rule, and no identifying value or file name leaves the manifest.

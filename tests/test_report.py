@@ -7,9 +7,10 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from boneage.aggregate import aggregate
-from boneage.atomic import write_json, write_tsv
+from boneage.atomic import read_tsv, write_json, write_tsv
 from boneage.report.build import build_report
 from boneage.report.summary import summary_rows
 
@@ -123,3 +124,51 @@ def test_memory_plans_from_the_calibration():
     (small,) = memory_plans(cal, {"mem_mb": 4096, "cores": 4})
     assert "one process needs" in small["plan"]
     assert memory_plans(cal, None)[0]["plan"] is None
+
+
+def test_model_card_counts_training_data_and_names_what_was_not_tested(tmp_path):
+    from boneage.report.collect import collect
+    from boneage.report.model_card import model_cards
+
+    results = tmp_path / "results"
+    _fake_results(results)
+    ids = [EVIL, "b", "c"]
+    write_tsv(
+        results / "cohorts/c1/manifest.tsv",
+        read_tsv(results / "cohorts/c1/manifest.tsv").assign(
+            sex=["F", "M", "F"], boneage=[30.0, 100.0, 150.0]
+        ),
+    )
+    split = pd.DataFrame({"id": ids, "patient": ids, "subset": ["train", "val", "test"]})
+    write_tsv(results / "cohorts/c1/split.tsv", split)
+    [card] = model_cards(collect(results, tmp_path / "none"), results, ["c1"])
+    assert card["name"] == "e1" and card["training"]["subsets"] == {"train": 1, "val": 1, "test": 1}
+    assert card["training"]["by_sex"] == {"F": 1, "M": 1}  # train + val only
+    assert card["training"]["by_band"]["2-6 y"] == 1 and card["training"]["by_band"]["6-10 y"] == 1
+    [scores] = card["scores"]
+    assert scores["cohort"] == "c1" and scores["all"]["n"] == sum(
+        s["n"] for s in scores["by_sex"].values()
+    )
+    assert any(g.startswith("ages 0-2 y") for g in card["not_tested"])  # few held-out infants
+
+
+def test_bone_age_against_chronological_age():
+    from boneage.report.chrono import chrono_comparison
+
+    preds = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "sex": ["F", "F", "M", "M"],
+            "pred": [100.0, 60.0, 150.0, 90.0],
+        }
+    )
+    manifest = pd.DataFrame({"id": ["a", "b", "c", "d"], "chrono_age": [96.0, 90.0, 150.0, None]})
+    c = chrono_comparison(preds, manifest, n=2)
+    assert c["n"] == 3  # d has no age
+    f_band = next(r for r in c["rows"] if r["sex"] == "F" and r["band"] == "6-10 y")
+    assert f_band["n"] == 2 and f_band["mean"] == pytest.approx((4 - 30) / 2)
+    assert [(e["id"], e["direction"]) for e in c["extremes"]] == [
+        ("b", "delayed"),
+        ("a", "advanced"),
+    ]
+    assert chrono_comparison(preds, manifest.assign(chrono_age=None)) is None

@@ -125,6 +125,10 @@ def test_workflow_report_images_sorting_and_corrections(workflow_report, tmp_pat
         assert int(body.get_attribute("data-images")) >= sum(kinds.values())
         errors = [m for m in browser.console(driver) if "SEVERE" in m or "error" in m.lower()]
         assert errors == []
+        card = driver.find_element(By.ID, "card-quick")  # the model card of the experiment
+        counts = card.find_elements(By.CSS_SELECTOR, "table.card-data tr")[1].text.split()[1:]
+        assert sum(map(int, counts)) > 0 and "Intended use" in card.text
+        assert "tiny" in card.find_element(By.CSS_SELECTOR, "table.card-scores").text
 
         table = driver.find_element(By.CSS_SELECTOR, "table.review")
         shown = _rows(table)

@@ -19,7 +19,9 @@ from boneage.config import public_config
 from boneage.manifest import REASONS, summarise
 from boneage.metrics import WITHIN_MONTHS
 from boneage.report import plots
+from boneage.report.chrono import chrono_comparison
 from boneage.report.collect import RunResults, collect
+from boneage.report.model_card import BANDS, model_cards
 from boneage.report.review import label_review, qc_gallery, saliency_examples
 
 LABEL_STATUSES = ("exact", "range", "censored", "missing", "unparseable", "corrected", "unlabelled")
@@ -203,7 +205,7 @@ def build_report(
     results = Path(results)
     config = load_json(config_json)
     info = {**where_planned(config.get("cluster", {}), executor), **json.loads(run_info)}
-    qc, review = {}, {}
+    qc, review, chrono = {}, {}, {}
     for cohort, manifest in run.manifests.items():
         s = summarise(manifest)
         qc[cohort] = {
@@ -220,6 +222,9 @@ def build_report(
         if exp == best and cohort not in review:
             cases, csv = label_review(results, cohort, frame)
             review[cohort] = {"experiment": exp, "cases": cases, "csv": csv}
+            manifest = run.manifests.get(cohort)
+            if manifest is not None and (c := chrono_comparison(frame, manifest)):
+                chrono[cohort] = {"experiment": exp, **c}
     experiments = experiment_table(run)
     cohorts = sorted({c for _, c in run.metrics} | set(run.manifests))
     steps = (
@@ -265,5 +270,8 @@ def build_report(
         host=platform.node(),
         info=info,
         memory=memory,
+        chrono=chrono,
+        cards=model_cards(run, results, config.get("train_cohorts", [])),
+        bands=BANDS,
     )
     write_text(out, html)

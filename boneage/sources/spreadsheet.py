@@ -77,4 +77,8 @@ def read_spreadsheet(spec: dict[str, Any]) -> pd.DataFrame:
     )
     if "patient" in cols:
         frame["patient"] = raw[cols["patient"]].str.strip().replace("", None).values
+    if "age" in cols:  # chronological age: a number, decimal comma allowed; else unknown
+        cells = raw[cols["age"]].str.strip().str.replace(",", ".", regex=False)
+        age_scale = UNITS[spec.get("age_unit", "years")]
+        frame["chrono_age"] = (pd.to_numeric(cells, errors="coerce") * age_scale).values
     return finish(frame)
