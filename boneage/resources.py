@@ -39,8 +39,6 @@ def estimate_mem_mb(step: str, image_size: int, shard_size: int, batch_size: int
     elif step == "train":
         # Activations of a small CNN: ~200 floats per input pixel per image in a batch.
         mem = TF_RUNTIME_MB + batch_size * 200 * 4 * pixels_mb * 3 + 1500
-    elif step == "profile":  # builds the model with TensorFlow
-        mem = TF_RUNTIME_MB + 300
     else:
         mem = PYTHON_MB + 250
     return int(mem) + JOB_OVERHEAD_MB
