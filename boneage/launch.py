@@ -14,9 +14,12 @@ for 8 ranks; a laptop runs the same command with fewer CPU ranks).
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
+
+log = logging.getLogger(__name__)
 
 
 def gpu_count() -> int:
@@ -109,5 +112,5 @@ def launch(
 ) -> int:
     """Run ``command`` as ranks (see :func:`launch_command`); return its exit status."""
     line = launch_command(command, ranks, cpu_ranks, controller, mpi=mpi, launcher=launcher)
-    print("launch:", " ".join(line), flush=True)
+    log.info("launch: " + " ".join(line))
     return subprocess.call(line)

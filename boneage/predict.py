@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import numpy as np
 import pandas as pd
 
+from boneage.log import Progress
 from boneage.shards import read_shard
+
+log = logging.getLogger(__name__)
 
 PREDICTION_COLUMNS = ["id", "row", "sex", "boneage", "true_boneage", "pred"]
 
@@ -46,6 +50,7 @@ def predict_shard(
     model = load_model(model_path) if isinstance(model_path, (str, os.PathLike)) else model_path
     shard = read_shard(shard_path)
     preds = np.zeros(len(shard), np.float32)
+    progress = Progress(log, f"predict {os.path.basename(str(shard_path))}", len(shard))
     for i in range(0, len(shard), batch_size):
         x = to_model_input(model, shard.images[i : i + batch_size])
         sex = shard.sex[i : i + batch_size].astype(np.float32)[:, None]
@@ -55,6 +60,7 @@ def predict_shard(
             for v in views
         ]
         preds[i : i + batch_size] = np.mean(outs, axis=0)
+        progress.update(min(i + batch_size, len(shard)), " images")
     return pd.DataFrame(
         {
             "id": shard.ids,

@@ -14,6 +14,7 @@ stopped, plus ``history.tsv``, the best-validation ``model.keras`` and
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -27,8 +28,10 @@ import pandas as pd
 from boneage.atomic import atomic_path, write_json, write_tsv
 from boneage.config import schema_default, section_defaults
 from boneage.distribute import Distribution, configure_devices
+from boneage.log import Progress
 from boneage.manifest import TRAINABLE
 
+log = logging.getLogger(__name__)
 _EXP = section_defaults("experiments")  # the schema holds every default
 
 
@@ -83,7 +86,7 @@ def resolve_batch_size(exp: Experiment) -> Experiment:
         }
     )
     batch = gpu_batch_size(profile, gpu_mb, exp.optimizer)
-    print(f"batch_size auto: {batch} per GPU ({gpu_mb:,.0f} MB)", flush=True)
+    log.info(f"batch_size auto: {batch} per GPU ({gpu_mb:,.0f} MB)")
     return replace(exp, batch_size=batch)
 
 
@@ -252,7 +255,7 @@ def _train(
         optimizer = model.optimizer
         start_epoch, history = state["epoch"] + 1, state["history"]
         if dist.is_chief:
-            print(f"resuming {exp.name} after epoch {start_epoch}/{exp.epochs}", flush=True)
+            log.info(f"resuming {exp.name} after epoch {start_epoch}/{exp.epochs}")
     else:
         model = build_model(
             exp.backbone,
@@ -278,11 +281,10 @@ def _train(
         return tf.reduce_sum(tf.abs(pred - y)), tf.cast(tf.shape(y)[0], tf.float32)
 
     if dist.is_chief:
-        print(
+        log.info(
             f"{exp.name}: {exp.backbone}, {n_train} training images, {dist.size} rank(s) "
             f"on {device}, {steps} steps/epoch, {exp.precision}"
-            f"{', XLA' if exp.xla else ''}",
-            flush=True,
+            f"{', XLA' if exp.xla else ''}"
         )
     batches = iter(train_ds)
     best = min((h["val_mae"] for h in history), default=float("inf"))
@@ -290,7 +292,14 @@ def _train(
         lr = learning_rate(exp, epoch, dist.size)
         optimizer.learning_rate.assign(lr)
         t0 = time.perf_counter()
-        losses = [float(train_step(*next(batches))) for _ in range(steps)]
+        progress = (
+            Progress(log, f"epoch {epoch + 1}/{exp.epochs}", steps) if dist.is_chief else None
+        )
+        losses = []
+        for s in range(steps):
+            losses.append(float(train_step(*next(batches))))
+            if progress:
+                progress.update(s + 1, " steps", f"loss {np.mean(losses[-50:]):.3f}")
         seconds = time.perf_counter() - t0
         err, n = 0.0, 0.0
         for inputs, y in val_ds:
@@ -308,10 +317,9 @@ def _train(
         }
         history.append(row)
         if dist.is_chief:
-            print(
+            log.info(
                 f"epoch {epoch + 1}/{exp.epochs} loss {row['loss']:.3f} val_mae "
-                f"{val_mae:.2f} lr {lr:.2e} {row['images_per_s']:.0f} img/s",
-                flush=True,
+                f"{val_mae:.2f} lr {lr:.2e} {row['images_per_s']:.0f} img/s"
             )
             if val_mae < best:
                 best = val_mae

@@ -11,6 +11,7 @@ import argparse
 import os
 
 from boneage.cli import config, ingest, predict, report, split, synth, train
+from boneage.log import setup as setup_logging
 
 #: The modules that register subcommands, in the order ``boneage --help`` lists them.
 STAGES = (config, synth, ingest, split, train, predict, report)
@@ -29,4 +30,5 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``boneage`` console script."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # TensorFlow: warnings, not INFO chatter
     args = build_parser().parse_args(argv)
+    setup_logging()
     args.func(args)

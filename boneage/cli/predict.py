@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 import pandas as pd
@@ -78,7 +79,8 @@ def cmd_predict_group(a: argparse.Namespace) -> None:
         return predict_shard(model, shard, batch_size=a.batch_size, tta=a.tta)
 
     comm = SoloComm() if a.ranks == 1 else None  # one rank: no MPI needed
-    table = run_group(a.shards, predict, comm=comm, log=lambda m: print(m, flush=True))
+    log = logging.getLogger("boneage.dispatch")
+    table = run_group(a.shards, predict, comm=comm, log=log.info)
     if table is not None:
         write_tsv(a.out, table)
         print(f"{len(a.shards)} shards, {len(table)} images -> {a.out}")
