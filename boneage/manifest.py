@@ -161,12 +161,14 @@ def plan_shards(checked: pd.DataFrame, shard_size: int) -> list[dict[str, object
 
 
 def shard_digest(rows: pd.DataFrame) -> str:
-    """A hash of a shard's inputs: ids, labels, sex and each image file's size and mtime."""
+    """A hash of a shard's inputs: ids, labels, sex and each image file's path, size and mtime."""
     h = hashlib.sha256()
-    cols = ["row", "id", "sex", "boneage", "label_status", "true_boneage", "abspath"]
+    cols = ["row", "id", "sex", "boneage", "label_status", "true_boneage"]
     # The files' size:mtime as check_rows saw them (stat them here for other tables).
     stamps = rows["stamp"] if "stamp" in rows else rows["abspath"].map(file_stamp)
-    for r in zip(*(rows[c].tolist() for c in cols), stamps.tolist()):
+    # Paths inside the run folder count relative to it: a moved run keeps its shards.
+    paths = rows["abspath"].str.removeprefix(os.getcwd() + os.sep)
+    for r in zip(*(rows[c].tolist() for c in cols), paths.tolist(), stamps.tolist()):
         h.update(("|".join(map(str, r)) + "\n").encode())
     return h.hexdigest()[:20]
 

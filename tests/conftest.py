@@ -96,3 +96,19 @@ def write_png(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
 
     Image.fromarray(array, mode=mode).save(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def workflow_report(tmp_path_factory) -> Path:
+    """results/report.html of the tiny workflow, built by Snakemake (real shards and films).
+
+    Tests that change the run work on a copy of its folder (mtimes kept).
+    """
+    import yaml
+    from test_integration_workflow import TINY, _snakemake
+
+    work = tmp_path_factory.mktemp("workflow")
+    (work / "config.yaml").write_text(yaml.safe_dump(TINY))
+    proc = _snakemake(work)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return work / "results/report.html"

@@ -100,6 +100,30 @@ def test_report_is_self_contained_and_escaped(tmp_path):
     assert cells == ["0", "1", "0", "0", "1", "1", "0", "1 / 0 / 0"]
 
 
+def test_review_lists_the_configured_count_and_the_earlier_corrections(tmp_path):
+    """The review holds ``review_cases`` films and, for the download, the cohort's file as read."""
+    _fake_results(tmp_path / "results")
+    sheet = tmp_path / "review.csv"
+    sheet.write_text(
+        "id,action,boneage_months,reviewer,date,note\n"
+        f'"{EVIL}",update,150.0,Dr. A,2026-05-01,"re-read, atlas"\n'
+        "b,delete,,Dr. B,2026-05-02,\n"
+    )
+    config = {"report": {"review_cases": 7}, "cohorts": {"c1": {"corrections": str(sheet)}}}
+    out = tmp_path / "report.html"
+    build_report(tmp_path / "results", tmp_path / "benchmarks", json.dumps(config), out)
+    html = out.read_text()
+    assert EVIL not in html
+    review = re.search(r'<table class="review sortable".*?</table>', html, re.S).group(0)
+    assert review.count("<tr data-id=") == 7 and review.count('data-action="update"') == 7
+    earlier = re.search(r'<script type="application/json" class="earlier">(.*?)</script>', html)
+    assert json.loads(earlier.group(1)) == [
+        [EVIL, "update", "150", "Dr. A", "2026-05-01", "re-read, atlas"],
+        ["b", "delete", "", "Dr. B", "2026-05-02", ""],
+    ]
+    assert 'data-columns="id,action,boneage_months,reviewer,date,note"' in html
+
+
 def test_summary_rows(tmp_path):
     _fake_results(tmp_path / "results")
     (row,) = summary_rows(tmp_path / "results")

@@ -15,14 +15,20 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from boneage import __version__
 from boneage.atomic import load_json, write_text
-from boneage.config import public_config
+from boneage.config import public_config, section_defaults
+from boneage.corrections import COLUMNS as CORRECTION_COLUMNS
 from boneage.manifest import REASONS, summarise
 from boneage.metrics import WITHIN_MONTHS
 from boneage.report import plots
 from boneage.report.chrono import chrono_comparison
 from boneage.report.collect import RunResults, collect
 from boneage.report.model_card import BANDS, model_cards
-from boneage.report.review import label_review, qc_gallery, saliency_examples
+from boneage.report.review import (
+    earlier_corrections,
+    label_review,
+    qc_gallery,
+    saliency_examples,
+)
 
 LABEL_STATUSES = ("exact", "range", "censored", "missing", "unparseable", "corrected", "unlabelled")
 PACKAGES = (
@@ -205,6 +211,7 @@ def build_report(
     results = Path(results)
     config = load_json(config_json)
     info = {**where_planned(config.get("cluster", {}), executor), **json.loads(run_info)}
+    settings = {**section_defaults("report"), **config.get("report", {})}
     qc, review, chrono = {}, {}, {}
     for cohort, manifest in run.manifests.items():
         s = summarise(manifest)
@@ -220,8 +227,11 @@ def build_report(
             if c == cohort
         )[1]
         if exp == best and cohort not in review:
-            cases, csv = label_review(results, cohort, frame)
-            review[cohort] = {"experiment": exp, "cases": cases, "csv": csv}
+            review[cohort] = {
+                "experiment": exp,
+                "cases": label_review(results, cohort, frame, settings["review_cases"]),
+                "earlier": earlier_corrections(config.get("cohorts", {}).get(cohort, {})),
+            }
             manifest = run.manifests.get(cohort)
             if manifest is not None and (c := chrono_comparison(frame, manifest)):
                 chrono[cohort] = {"experiment": exp, **c}
@@ -250,7 +260,7 @@ def build_report(
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
     html = env.get_template("report.html").render(
-        title=config.get("report", {}).get("title", "boneage report"),
+        title=settings["title"],
         generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         sections=cohort_sections(run, results),
         qc=qc,
@@ -259,6 +269,9 @@ def build_report(
         experiments=experiments,
         cohorts=cohorts,
         review=review,
+        review_cases=settings["review_cases"],
+        review_subsets=sorted({c["subset"] for r in review.values() for c in r["cases"]} - {""}),
+        correction_columns=CORRECTION_COLUMNS,
         trained_on=config.get("train_cohorts", []),
         curves=plots.training_curves(run.histories) if run.histories else None,
         within=WITHIN_MONTHS,

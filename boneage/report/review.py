@@ -13,10 +13,10 @@ from PIL import Image
 
 from boneage.atomic import read_tsv
 from boneage.corrections import COLUMNS as CORRECTION_COLUMNS
+from boneage.corrections import read_corrections
 from boneage.imageio import DecodeError, decode
 from boneage.shards import read_shard
 
-REVIEW_CASES = 25
 QC_THUMBS_PER_REASON = 4
 THUMB = 112
 
@@ -89,46 +89,44 @@ def shard_images(results: Path, cohort: str, ids: list[str]) -> dict[str, np.nda
     return found
 
 
-def label_review(
-    results: Path, cohort: str, frame: pd.DataFrame, n: int = REVIEW_CASES
-) -> tuple[list[dict], str]:
-    """The ``n`` images whose label disagrees most with the model, and a corrections CSV.
+def label_review(results: Path, cohort: str, frame: pd.DataFrame, n: int) -> list[dict]:
+    """The ``n`` labelled images whose label disagrees most with the model.
 
-    The CSV has the columns the ingestion step reads (see
-    :mod:`boneage.corrections`), one row per case with the action left blank
-    for the reviewer to fill in.
+    Each case carries what the report's review controls need: id, sex, label,
+    prediction, subset, a thumbnail and a default note for the corrections file.
     """
     labelled = frame[frame["boneage"].notna()].copy()
     labelled["disagreement"] = (labelled["pred"] - labelled["boneage"]).abs()
     top = labelled.nlargest(n, "disagreement")
     images = shard_images(results, cohort, top["id"].astype(str).tolist())
-    cases = [
+    return [
         {
-            "id": r.id,
+            "id": str(r.id),
             "sex": r.sex,
             "label": r.boneage,
             "pred": r.pred,
             "diff": r.pred - r.boneage,
-            "subset": getattr(r, "subset", ""),
+            "subset": str(getattr(r, "subset", "") or ""),
+            "note": f"label {r.boneage:.0f} mo, model {r.pred:.0f} mo",
             "thumb": image_uri(images[str(r.id)]) if str(r.id) in images else None,
         }
         for r in top.itertuples(index=False)
     ]
-    sheet = pd.DataFrame(
-        {
-            "id": top["id"],
-            "action": "",
-            "boneage_months": "",
-            "reviewer": "",
-            "date": "",
-            "note": [
-                f"label {b:.0f} mo, model {p:.0f} mo" for b, p in zip(top["boneage"], top["pred"])
-            ],
-        },
-        columns=CORRECTION_COLUMNS,
-    )
-    csv = sheet.to_csv(index=False)
-    return cases, "data:text/csv;base64," + base64.b64encode(csv.encode()).decode("ascii")
+
+
+def earlier_corrections(spec: dict) -> list[list[str]]:
+    """The rows of a cohort's configured corrections file, as strings (none if it has none).
+
+    The report's download starts with them, so the file it builds replaces
+    the old one without losing a decision.
+    """
+    path = spec.get("corrections")
+    if not path or not os.path.isfile(path):
+        return []
+    table = read_corrections(path)
+    months = table["boneage_months"].map(lambda v: "" if pd.isna(v) else f"{v:g}")
+    table = table.astype(object).where(table.notna(), "").assign(boneage_months=months)
+    return [[str(v) for v in row] for row in table[CORRECTION_COLUMNS].itertuples(index=False)]
 
 
 def qc_gallery(
