@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import re
@@ -15,6 +16,19 @@ from typing import Any
 import pandas as pd
 
 
+def remove_stale(final: Path) -> None:
+    """Remove temporaries of ``final`` that a killed writer left (one writer per output).
+
+    A job killed with its node (SIGKILL: no ``finally``) leaves ``.<name>.<8 chars>``.
+    """
+    for old in final.parent.glob(f".{glob.escape(final.name)}.*"):
+        if re.fullmatch(r"[a-z0-9_]{8}", old.name[len(final.name) + 2 :]):
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of ``path``; rename it onto ``path`` on success.
@@ -25,6 +39,7 @@ def atomic_path(path: str | os.PathLike[str], is_dir: bool = False) -> Iterator[
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(final)
     tmp = (
         Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
         if is_dir

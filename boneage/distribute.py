@@ -31,6 +31,17 @@ class Distribution:
     def broadcast(self, variables) -> None:
         """Copy ``variables`` from rank 0 to all ranks."""
 
+    def gather(self, value: object) -> list:
+        """``value`` of every rank, in rank order (on every rank)."""
+        return [value]
+
+    def sync(self, variables) -> None:
+        """Average the float ``variables`` over ranks in place.
+
+        For what each rank updates from its own batches alone: BatchNorm's
+        moving statistics. After it, every rank holds the same model.
+        """
+
     @property
     def is_chief(self) -> bool:
         """Rank 0 alone writes checkpoints, history and logs."""
@@ -63,6 +74,18 @@ class HorovodDistribution(Distribution):
         import tensorflow as tf
 
         return float(self.hvd.allreduce(tf.constant(value, tf.float64), op=self.hvd.Average))
+
+    def gather(self, value: object) -> list:
+        return list(self.hvd.allgather_object(value))
+
+    def sync(self, variables) -> None:
+        import tensorflow as tf
+
+        floats = [v for v in variables if "float" in str(v.dtype)]
+        if floats:
+            values = [tf.convert_to_tensor(v) for v in floats]
+            for v, x in zip(floats, self.hvd.grouped_allreduce(values, op=self.hvd.Average)):
+                v.assign(x)
 
     def broadcast(self, variables) -> None:
         # hvd.broadcast_variables assigns inside a tf.function, which Keras 3

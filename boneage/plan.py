@@ -154,12 +154,20 @@ class RunPlan:
         """How a Slurm job starts ``ranks`` ranks; none for one (the plugin refuses 1-task MPI)."""
         return self.config["cluster"]["mpi"] if ranks > 1 else ""
 
+    def train_nodes(self) -> int:
+        """Nodes a train job spans (``distributed.nodes``, at most one per rank)."""
+        return min(self.config["distributed"]["nodes"], self.train_ranks())
+
+    def train_ranks_per_node(self) -> int:
+        """Ranks on the busiest node of a train job."""
+        return -(-self.train_ranks() // self.train_nodes())
+
     def train_cpus_per_task(self) -> int:
-        """Cores per rank of a train job (each rank gets its share of the node)."""
-        return max(1, self._node().cores // self.train_ranks())
+        """Cores per rank of a train job (each rank gets its share of its node)."""
+        return max(1, self._node().cores // self.train_ranks_per_node())
 
     def train_mem_mb(self, experiment: str, profile: str, index_paths: Sequence[str]) -> int:
-        """Memory of a train job: its ranks x the model-based estimate (profile.json)."""
+        """Memory per node of a train job: its ranks there x the estimate (profile.json)."""
         examples = 0
         for index in index_paths:
             if os.path.exists(index):
@@ -168,10 +176,11 @@ class RunPlan:
         return train_memory_mb(
             profile,
             self.experiment_settings(experiment),
-            self.train_ranks(),
+            self.train_ranks_per_node(),
             examples,
             self.config["image_size"],
             self._node().margin,
+            world=self.train_ranks(),
         )
 
     # -- predict --------------------------------------------------------------------------

@@ -131,12 +131,15 @@ class Node:
         """Config ``cluster``; what it leaves out comes from Slurm (``slurm``) or this machine."""
         mem, cores = cluster.get("node_mem"), cluster.get("node_cores")
         found = slurm_node() if slurm and not (mem and cores) else None
+        reserve = cluster.get("reserve")
+        if reserve is None:  # Slurm packs jobs into all of a node's RealMemory
+            reserve = 0 if found and not mem else NODE_RESERVE_MB
         if found:
             mem, cores = mem or found[0], cores or found[1]
         return cls(
             parse_size_mb(mem) if mem else machine_memory_mb(reserve_mb=0),
             int(cores or os.cpu_count() or 1),
-            parse_size_mb(cluster.get("reserve", NODE_RESERVE_MB)),
+            parse_size_mb(reserve),
             float(cluster.get("memory_margin", 0.2)),
         )
 
@@ -211,9 +214,19 @@ def predict_memory_mb(
 
 
 def train_memory_mb(
-    profile: str | None, exp: dict, ranks: int, examples: int, image_size: int, margin: float = 0.2
+    profile: str | None,
+    exp: dict,
+    ranks: int,
+    examples: int,
+    image_size: int,
+    margin: float = 0.2,
+    world: int | None = None,
 ) -> int:
-    """Memory (MB) of a train job: its ranks, each holding the model and its data share."""
+    """Memory (MB) of a train job on one node: its ``ranks`` there, each with its data share.
+
+    ``world``: ranks of the whole job (default ``ranks``, one node); the
+    examples are shared among them.
+    """
     from boneage.memory import ModelProfile, estimate, host_batch
 
     batch = host_batch(exp.get("batch_size", 32))
@@ -226,7 +239,7 @@ def train_memory_mb(
         "train",
         batch,
         optimizer=exp.get("optimizer", "adamw"),
-        examples=examples // max(ranks, 1),
+        examples=examples // max(world or ranks, 1),
         stored_size=image_size,
     )
     return with_margin(ranks * est.total, margin)

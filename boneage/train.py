@@ -13,10 +13,12 @@ stopped, plus ``history.tsv``, the best-validation ``model.keras`` and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -300,6 +302,7 @@ def _train(
             losses.append(float(train_step(*next(batches))))
             if progress:
                 progress.update(s + 1, " steps", f"loss {np.mean(losses[-50:]):.3f}")
+        dist.sync(model.non_trainable_variables)  # BatchNorm statistics of all ranks' batches
         seconds = time.perf_counter() - t0
         err, n = 0.0, 0.0
         for inputs, y in val_ds:
@@ -327,6 +330,8 @@ def _train(
             save_keras(model.save, ckpt_dir / "last.keras")
             write_json(state_file, {"epoch": epoch, "history": history})
 
+    # Where each rank ran, and a digest of its final weights: equal on every rank.
+    places = dist.gather((socket.gethostname(), weights_digest(model)))
     summary = {
         "experiment": asdict(exp),
         "n_train": n_train,
@@ -334,6 +339,8 @@ def _train(
         "train_mean": mean,
         "train_sd": sd,
         "world_size": dist.size,
+        "hosts": [host for host, _ in places],
+        "rank_weights": [digest for _, digest in places],
         "device": device,
         "best_val_mae": best,
         "epochs_run": len(history),
@@ -346,6 +353,14 @@ def _train(
         write_tsv(out / "history.tsv", pd.DataFrame(history))
         write_json(out / "train.json", summary)
     return summary
+
+
+def weights_digest(model) -> str:
+    """A short hash of a model's weights, bit for bit (ranks in step hold equal ones)."""
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()[:16]
 
 
 def save_keras(save, path: Path) -> None:

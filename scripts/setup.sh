@@ -56,8 +56,9 @@ fi
 
 if [ "$USE_APT" -eq 1 ]; then
   apt_pkgs=(libopenmpi-dev openmpi-bin cmake g++ make python3-venv python3-dev)
-  # The report's browser test; the Slurm tests' daemons and client commands.
-  [ "$WITH_TEST" -eq 1 ] && apt_pkgs+=(chromium chromium-driver slurm-wlm slurm-client munge)
+  # The report's browser test; the Slurm tests' daemons and client commands;
+  # iproute2 (ip netns) for the two-node Slurm.
+  [ "$WITH_TEST" -eq 1 ] && apt_pkgs+=(chromium chromium-driver slurm-wlm slurm-client munge iproute2)
   missing=()
   for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

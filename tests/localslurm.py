@@ -1,4 +1,12 @@
-"""A real one-node Slurm on localhost for the Slurm tests: munged, slurmctld, slurmd.
+"""A real Slurm on this machine for the Slurm tests: munged, slurmctld, slurmd(s).
+
+One node (:func:`start`): slurmd on this host. Several nodes (:func:`start`
+with ``nodes=2``): each slurmd runs as its own host, in its own network, UTS
+and mount namespace (``ip netns``; hostname ``node1``, ``node2``, ...), with
+its own address on a private bridge (10.77.0.0/24, slurmctld at 10.77.0.1)
+and its own spool, pid and log files. The file system is shared, as on a
+cluster; each node sees its own /etc/hosts (``/etc/netns/<ns>/hosts``).
+Needs root (the tests run as root in CI).
 
 Debian's slurm-wlm and munge (installed by ``scripts/setup.sh --test``), with
 a slurm.conf written for this host into a private folder: proctrack/linuxproc
@@ -16,7 +24,7 @@ removed again by :func:`stop`.
 
 Usage outside pytest, for debugging::
 
-    python tests/localslurm.py start /tmp/slurm   # prints `export SLURM_CONF=...`
+    python tests/localslurm.py start /tmp/slurm [NODES]  # prints `export SLURM_CONF=...`
     python tests/localslurm.py stop /tmp/slurm
 """
 
@@ -29,6 +37,7 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 DAEMONS = ("slurmctld", "slurmd", "munged")
@@ -38,7 +47,7 @@ CONF = (
     MARK
     + """\
 ClusterName=boneagetest
-SlurmctldHost={host}(127.0.0.1)
+SlurmctldHost={host}({ctl_addr})
 SlurmctldPort={port}
 SlurmdPort={dport}
 SlurmUser=root
@@ -47,11 +56,12 @@ AuthType=auth/munge
 AuthInfo=socket={root}/munge/munge.socket
 CredType=cred/munge
 StateSaveLocation={root}/state
-SlurmdSpoolDir={root}/spool
+SlurmdSpoolDir={root}/spool/%n
+TmpFS={root}/nodetmp
 SlurmctldPidFile={root}/slurmctld.pid
-SlurmdPidFile={root}/slurmd.pid
+SlurmdPidFile={root}/slurmd-%n.pid
 SlurmctldLogFile={root}/slurmctld.log
-SlurmdLogFile={root}/slurmd.log
+SlurmdLogFile={root}/slurmd-%n.log
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
@@ -70,10 +80,15 @@ SlurmdParameters=config_overrides
 KillWait=5
 MinJobAge=300
 InactiveLimit=0
-NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} State=UNKNOWN
+SlurmdTimeout=10
+JobRequeue=0
+{nodes}
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """
 )
+NODE = "NodeName={name} NodeAddr={addr} CPUs={cpus} RealMemory={mem} State=UNKNOWN"
+NET = "10.77.0"  # the private network of namespaced nodes: .1 is this host, .11 node1, ...
+BRIDGE = "boneage-br0"
 
 
 def missing() -> list[str]:
@@ -97,17 +112,73 @@ def _wait(check, what: str, log: Path | None, timeout: float = 60) -> None:
     raise RuntimeError(f"local Slurm: {what} did not come up within {timeout:.0f} s\n{tail}")
 
 
-def start(root: Path, cpus: int | None = None, mem_mb: int | None = None) -> dict[str, str]:
-    """Start munged, slurmctld and slurmd under ``root``; return the environment to use them."""
+def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+
+def node_names(root: Path) -> list[str]:
+    """The namespaced nodes a cluster under ``root`` has (empty for a one-node cluster)."""
+    path = Path(root) / "nodes"
+    return path.read_text().split() if path.exists() else []
+
+
+def _namespace(root: Path, name: str) -> str:
+    """The network namespace of node ``name`` of the cluster under ``root`` (unique per root)."""
+    return f"boneage-{zlib.crc32(str(Path(root).resolve()).encode()) % 10**6}-{name}"
+
+
+def _network_up(root: Path, names: list[str], host: str) -> None:
+    """A bridge with this host at .1 and one namespace per node, linked by a veth pair."""
+    if _run("ip", "link", "show", BRIDGE, check=False).returncode == 0:
+        raise RuntimeError(f"{BRIDGE} exists: another multi-node test cluster is running")
+    _run("ip", "link", "add", BRIDGE, "type", "bridge")
+    _run("ip", "addr", "add", f"{NET}.1/24", "dev", BRIDGE)
+    _run("ip", "link", "set", BRIDGE, "up")
+    hosts = f"127.0.0.1 localhost\n{NET}.1 {host}\n" + "".join(
+        f"{NET}.{10 + k} {n}\n" for k, n in enumerate(names, 1)
+    )
+    for k, name in enumerate(names, 1):
+        ns = _namespace(root, name)
+        etc = Path("/etc/netns") / ns  # where `ip netns` keeps a namespace's /etc files
+        etc.mkdir(parents=True, exist_ok=True)
+        (etc / "hosts").write_text(hosts)
+        _run("ip", "netns", "add", ns)
+        outside, inside = f"bag{k}-{os.getpid() % 10000}", "eth0"
+        _run("ip", "link", "add", outside, "type", "veth", "peer", "name", inside, "netns", ns)
+        _run("ip", "link", "set", outside, "master", BRIDGE)
+        _run("ip", "link", "set", outside, "up")
+        _run("ip", "netns", "exec", ns, "ip", "addr", "add", f"{NET}.{10 + k}/24", "dev", inside)
+        _run("ip", "netns", "exec", ns, "ip", "link", "set", inside, "up")
+        _run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+
+
+def start(
+    root: Path, cpus: int | None = None, mem_mb: int | None = None, nodes: int = 1
+) -> dict[str, str]:
+    """Start munged, slurmctld and ``nodes`` slurmd under ``root``; return the environment.
+
+    ``cpus`` and ``mem_mb`` are what each node declares (default: this
+    machine's cores and 80 % of its memory).
+    """
     root = Path(root).resolve()
-    for sub in ("munge", "state", "spool"):
+    for sub in ("munge", "state", "spool", "nodetmp"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     host = socket.gethostname().split(".")[0]
     cpus = cpus or os.cpu_count() or 1
     total_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
     mem_mb = mem_mb or int(total_mb * 0.8)
+    names = [f"node{k}" for k in range(1, nodes + 1)] if nodes > 1 else []
+    lines = [
+        NODE.format(name=n, addr=f"{NET}.{10 + k}", cpus=cpus, mem=mem_mb)
+        for k, n in enumerate(names, 1)
+    ] or [NODE.format(name=host, addr="127.0.0.1", cpus=cpus, mem=mem_mb)]
     text = CONF.format(
-        host=host, root=root, cpus=cpus, mem=mem_mb, port=_free_port(), dport=_free_port()
+        host=host,
+        ctl_addr=f"{NET}.1" if names else "127.0.0.1",
+        root=root,
+        nodes="\n".join(lines),
+        port=_free_port(),
+        dport=_free_port(),
     )
     if SYSTEM_CONF.exists() and not SYSTEM_CONF.read_text().startswith(MARK):
         raise RuntimeError(
@@ -118,6 +189,7 @@ def start(root: Path, cpus: int | None = None, mem_mb: int | None = None) -> dic
     SYSTEM_CONF.write_text(text)
     conf = root / "slurm.conf"
     conf.write_text(text)
+    (root / "nodes").write_text(" ".join(names))
     env = {**os.environ, "SLURM_CONF": str(conf)}
     # munged refuses to run as root without --force; its key is Debian's /etc/munge/munge.key.
     subprocess.run(
@@ -132,49 +204,99 @@ def start(root: Path, cpus: int | None = None, mem_mb: int | None = None) -> dic
         check=True,
         env=env,
     )
+    if names:
+        _network_up(root, names, host)
     subprocess.run(["slurmctld", "-c", "-i", "-f", str(conf)], check=True, env=env)
-    subprocess.run(["slurmd", "-c", "-f", str(conf)], check=True, env=env)
+    for name in names or [host]:
+        (root / "spool" / name).mkdir(exist_ok=True)
+        daemon = ["slurmd", "-c", "-f", str(conf), "-N", name]
+        if names:  # its own host: network, hostname, and /etc/hosts (in its own mounts)
+            ns = _namespace(root, name)
+            hosts = Path("/etc/netns") / ns / "hosts"
+            tmp = root / "tmp" / name  # each node's own TmpFS (PMIx puts step folders there)
+            tmp.mkdir(parents=True, exist_ok=True)
+            script = (
+                f"hostname {name} && mount --bind {hosts} /etc/hosts"
+                f' && mount --bind {tmp} {root}/nodetmp && exec "$@"'
+            )
+            daemon = ["nsenter", f"--net=/run/netns/{ns}", "unshare", "--uts", "--mount"]
+            daemon += ["sh", "-c", script, "-", "slurmd", "-c", "-f", str(conf), "-N", name]
+        subprocess.run(daemon, check=True, env=env)
 
-    def node_idle() -> bool:
+    def nodes_idle() -> bool:
         out = subprocess.run(
             ["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, env=env
         )
-        return out.returncode == 0 and out.stdout.strip().rstrip("*") in ("idle", "mixed")
+        states = [s.rstrip("*") for s in out.stdout.split()]
+        return (
+            out.returncode == 0
+            and len(states) == len(lines)
+            and all(s in ("idle", "mixed") for s in states)
+        )
 
-    _wait(node_idle, "the node", root / "slurmd.log")
+    _wait(nodes_idle, "the nodes", root / f"slurmd-{(names or [host])[-1]}.log")
     return {"SLURM_CONF": str(conf)}
 
 
+def kill_node(root: Path, name: str) -> None:
+    """A node dies: every process in its namespace (slurmd, its jobs) is killed at once."""
+    ns = _namespace(root, name)
+    pids = _run("ip", "netns", "pids", ns, check=False).stdout.split()
+    for pid in pids:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _kill_pidfile(path: Path) -> None:
+    """SIGTERM the daemon named by ``path`` and wait until it is gone."""
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        return
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.2)
+
+
 def stop(root: Path) -> None:
-    """Cancel every job, stop the daemons (by their pid files) and wait until they are gone."""
+    """Cancel every job, stop the daemons and remove what start made outside ``root``.
+
+    Namespaces, links, the bridge, /etc/netns entries and /etc/slurm/slurm.conf
+    go only where this module made them.
+    """
     root = Path(root).resolve()
     env = {**os.environ, "SLURM_CONF": str(root / "slurm.conf")}
     if shutil.which("scancel"):
         subprocess.run(["scancel", "--full", "-u", "root"], env=env, capture_output=True)
-    for pidfile in ("slurmd.pid", "slurmctld.pid", "munge/munged.pid"):
-        path = root / pidfile
-        try:
-            pid = int(path.read_text().strip())
-            os.kill(pid, signal.SIGTERM)
-        except (OSError, ValueError):
-            continue
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                break
-            time.sleep(0.2)
+    names = node_names(root)
+    for pidfile in sorted(root.glob("slurmd-*.pid")):
+        _kill_pidfile(pidfile)
+    for name in names:
+        kill_node(root, name)  # job steps a killed slurmd left behind
+        ns = _namespace(root, name)
+        _run("ip", "netns", "del", ns, check=False)  # takes its end of the veth pair along
+        shutil.rmtree(Path("/etc/netns") / ns, ignore_errors=True)
+    if names:
+        _run("ip", "link", "del", BRIDGE, check=False)
+    for pidfile in ("slurmctld.pid", "munge/munged.pid"):
+        _kill_pidfile(root / pidfile)
     if SYSTEM_CONF.exists() and SYSTEM_CONF.read_text().startswith(MARK):
         SYSTEM_CONF.unlink()
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("start", "stop"):
+    if len(argv) not in (2, 3) or argv[0] not in ("start", "stop"):
         print(__doc__, file=sys.stderr)
         return 2
     if argv[0] == "start":
-        env = start(Path(argv[1]))
+        env = start(Path(argv[1]), nodes=int(argv[2]) if len(argv) == 3 else 1)
         print(f"export SLURM_CONF={env['SLURM_CONF']}")
     else:
         stop(Path(argv[1]))

@@ -61,6 +61,17 @@ def test_train_ranks_launcher_and_cores(tmp_path, ranks, launcher):
     assert plan.train_cpus_per_task() == 8 // ranks
 
 
+def test_train_over_nodes_sizes_each_node_for_its_ranks(tmp_path):
+    one = _plan(tmp_path, distributed={"ranks": 4})
+    two = _plan(tmp_path, distributed={"ranks": 4, "nodes": 2})
+    assert (one.train_nodes(), two.train_nodes()) == (1, 2)
+    assert (one.train_cpus_per_task(), two.train_cpus_per_task()) == (2, 4)
+    mem_one = one.train_mem_mb("e", str(tmp_path / "none.json"), [])
+    mem_two = two.train_mem_mb("e", str(tmp_path / "none.json"), [])
+    assert mem_two * 2 == mem_one  # per node: half the ranks
+    assert _plan(tmp_path, distributed={"ranks": 2, "nodes": 4}).train_nodes() == 2
+
+
 def test_predict_plan_from_a_measurement_and_cached_per_file_version(tmp_path):
     plan = _plan(tmp_path)
     calibration = tmp_path / "calibration.json"

@@ -11,6 +11,7 @@ import pandas as pd
 from boneage.atomic import load_json, read_tsv, write_json, write_tsv
 from boneage.cli.args import add_model_inputs, add_scoring, add_step
 from boneage.config import section_defaults
+from boneage.resources import NODE_RESERVE_MB
 
 
 def cmd_calibrate(a: argparse.Namespace) -> None:
@@ -190,4 +191,8 @@ def register(sub) -> None:
     s.add_argument(
         "--margin", type=float, default=cluster["memory_margin"], help="headroom over a peak"
     )
-    s.add_argument("--reserve", default=cluster["reserve"], help="memory kept free for the system")
+    s.add_argument(
+        "--reserve",
+        default=cluster["reserve"] or f"{NODE_RESERVE_MB}M",
+        help="memory kept free for the system (default: %(default)s)",
+    )

@@ -47,7 +47,16 @@ def cmd_launch(a: argparse.Namespace) -> None:
     command = a.command[1:] if a.command[:1] == ["--"] else a.command
     if not command:
         sys.exit("boneage launch: give the command after --")
-    sys.exit(launch(command, a.ranks, a.cpu_ranks, a.controller, mpi=a.mpi, launcher=a.launcher))
+    sys.exit(
+        launch(
+            command,
+            a.ranks,
+            a.cpu_ranks * a.nodes,
+            a.controller,
+            mpi=a.mpi,
+            launcher=a.launcher,
+        )
+    )
 
 
 def cmd_train(a: argparse.Namespace) -> None:
@@ -79,8 +88,9 @@ def register(sub) -> None:
     dist = section_defaults("distributed")
     s.add_argument("--ranks", type=int, default=dist["ranks"])
     s.add_argument(
-        "--cpu-ranks", type=int, default=dist["cpu_ranks"], help="most ranks without a GPU"
+        "--cpu-ranks", type=int, default=dist["cpu_ranks"], help="most ranks per node without a GPU"
     )
+    s.add_argument("--nodes", type=int, default=dist["nodes"], help="nodes the ranks span")
     s.add_argument("--controller", choices=["gloo", "mpi"], default=dist["controller"])
     s.add_argument(
         "--mpi",

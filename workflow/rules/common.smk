@@ -163,6 +163,10 @@ def get_train_mpi(wildcards):
     return PLAN.launcher(PLAN.train_ranks())
 
 
+def get_train_nodes(wildcards):
+    return PLAN.train_nodes()
+
+
 def get_train_cpus_per_task(wildcards):
     return PLAN.train_cpus_per_task()
 

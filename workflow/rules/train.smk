@@ -39,18 +39,21 @@ rule train_model:
     benchmark:
         "benchmarks/train/{experiment}.tsv"
     # The job's ranks share the node's cores (intra-op threads split per rank);
-    # on Slurm it is one MPI job: `tasks` ranks, `cpus_per_task` cores each.
+    # on Slurm it is one MPI job: `tasks` ranks over `nodes` nodes, `cpus_per_task`
+    # cores each; mem_mb is per node.
     threads: get_node_cores
     resources:
         mem_mb=get_train_mem_mb,
         tasks=get_train_ranks,
+        nodes=get_train_nodes,
         cpus_per_task=get_train_cpus_per_task,
         mpi=get_train_mpi,
     params:
         cpu_ranks=config["distributed"]["cpu_ranks"],
         controller=config["distributed"]["controller"],
     shell:
-        "boneage launch --ranks {resources.tasks} --cpu-ranks {params.cpu_ranks}"
+        "boneage launch --ranks {resources.tasks} --nodes {resources.nodes}"
+        " --cpu-ranks {params.cpu_ranks}"
         " --launcher={resources.mpi:q}"
         " --controller {params.controller} --"
         " boneage train --name {wildcards.experiment} --experiment {input.experiment}"

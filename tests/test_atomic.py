@@ -1,0 +1,49 @@
+"""Atomic writes: a killed writer leaves nothing that outlives the next write."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+from boneage.atomic import atomic_path, write_text
+
+WRITER = """
+import sys, time
+from boneage.atomic import atomic_path
+with atomic_path(sys.argv[1], is_dir=sys.argv[2] == "dir") as tmp:
+    (tmp.mkdir() if sys.argv[2] == "dir" else None)
+    (tmp / "part" if sys.argv[2] == "dir" else tmp).write_text("half")
+    print("writing", flush=True)
+    time.sleep(60)
+"""
+
+
+def _killed_writer(path, kind: str) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), kind], stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout.readline().strip() == "writing"
+        proc.send_signal(signal.SIGKILL)  # as when its node dies: no cleanup runs
+
+
+def test_a_killed_writers_temporaries_go_with_the_next_write(tmp_path):
+    out, shard = tmp_path / "preds.tsv", tmp_path / "shard.zarr"
+    _killed_writer(out, "file")
+    _killed_writer(shard, "dir")
+    stale = {p.name.split(".")[1]: p for p in tmp_path.iterdir()}
+    assert set(stale) == {"preds", "shard"} and not out.exists() and not shard.exists()
+    (tmp_path / ".preds.tsv.notes").write_text("not a temporary")
+
+    write_text(out, "done")
+    assert out.read_text() == "done"
+    assert not stale["preds"].exists() and stale["shard"].is_dir()  # only its own
+    assert (tmp_path / ".preds.tsv.notes").exists()
+    with atomic_path(shard, is_dir=True) as tmp:
+        tmp.mkdir()
+    assert not stale["shard"].exists() and shard.is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".preds.tsv.notes",
+        "preds.tsv",
+        "shard.zarr",
+    ]
