@@ -11,6 +11,7 @@ so the final manifest holds every source row once:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import stat
 from pathlib import Path
@@ -61,8 +62,10 @@ def check_rows(rows: pd.DataFrame, image_root: str | os.PathLike[str]) -> pd.Dat
     abspaths: list[str] = []
     stamps: list[str] = []
     folders: dict[str, str] = {}  # each folder resolved once, not each of its files
+    base = root.rstrip(os.sep) + os.sep
     for r in out.itertuples(index=False):
-        path, st = _resolve(os.path.join(root, str(r.path)), folders)
+        rel = str(r.path)
+        path, st = _resolve(rel if rel.startswith(os.sep) else base + rel, folders)
         abspaths.append(path)
         stamps.append(f"{st.st_size}:{st.st_mtime_ns}" if st else "missing")  # as file_stamp
         reasons.append(_table_reason(r, path, st, root, seen))
@@ -86,7 +89,10 @@ def _resolve(joined: str, folders: dict[str, str]) -> tuple[str, os.stat_result 
     real = folders.get(folder)
     if real is None:
         real = folders[folder] = os.path.realpath(folder)
-    path = os.path.normpath(os.path.join(real, name))
+    if name in ("", ".", ".."):
+        path = os.path.normpath(os.path.join(real, name))
+    else:  # realpath is normal already; a plain name needs no normpath
+        path = real.rstrip(os.sep) + os.sep + name
     try:
         st = os.lstat(path)
         if stat.S_ISLNK(st.st_mode):
@@ -147,14 +153,19 @@ def plan_shards(checked: pd.DataFrame, shard_size: int) -> list[dict[str, object
     of what goes into it (rows, labels, image files' size and mtime): the
     shard rule reruns when, and only when, its digest changes.
     """
-    accepted = checked[checked["status"] == "accepted"]
+    accepted = checked[checked["status"] == "accepted"].sort_values("row", kind="stable")
+    rows = accepted["row"].tolist()
+    lines = _digest_lines(accepted)
     plan = []
-    for block, group in accepted.groupby((accepted["row"] - 1) // shard_size, sort=True):
+    for block, members in itertools.groupby(
+        zip(rows, lines), key=lambda m: (m[0] - 1) // shard_size
+    ):
+        members = list(members)
         plan.append(
             {
                 "shard": f"s{int(block):05d}",
-                "rows": group["row"].tolist(),
-                "digest": shard_digest(group),
+                "rows": [r for r, _ in members],
+                "digest": _digest([line for _, line in members]),
             }
         )
     return plan
@@ -162,15 +173,28 @@ def plan_shards(checked: pd.DataFrame, shard_size: int) -> list[dict[str, object
 
 def shard_digest(rows: pd.DataFrame) -> str:
     """A hash of a shard's inputs: ids, labels, sex and each image file's path, size and mtime."""
+    return _digest(_digest_lines(rows))
+
+
+def _digest(lines: list[str]) -> str:
     h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode())
+    return h.hexdigest()[:20]
+
+
+def _digest_lines(rows: pd.DataFrame) -> list[str]:
+    """One line per row of what its shard depends on (see :func:`shard_digest`)."""
     cols = ["row", "id", "sex", "boneage", "label_status", "true_boneage"]
     # The files' size:mtime as check_rows saw them (stat them here for other tables).
     stamps = rows["stamp"] if "stamp" in rows else rows["abspath"].map(file_stamp)
     # Paths inside the run folder count relative to it: a moved run keeps its shards.
-    paths = rows["abspath"].str.removeprefix(os.getcwd() + os.sep)
-    for r in zip(*(rows[c].tolist() for c in cols), paths.tolist(), stamps.tolist()):
-        h.update(("|".join(map(str, r)) + "\n").encode())
-    return h.hexdigest()[:20]
+    here = os.getcwd() + os.sep
+    paths = [p[len(here) :] if p.startswith(here) else p for p in rows["abspath"].tolist()]
+    return [
+        "|".join(map(str, r)) + "\n"
+        for r in zip(*(rows[c].tolist() for c in cols), paths, stamps.tolist())
+    ]
 
 
 def finalise(checked: pd.DataFrame, shard_qc: list[pd.DataFrame]) -> pd.DataFrame:
