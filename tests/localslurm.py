@@ -38,6 +38,8 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 DAEMONS = ("slurmctld", "slurmd", "munged")
@@ -289,6 +291,25 @@ def stop(root: Path) -> None:
         _kill_pidfile(root / pidfile)
     if SYSTEM_CONF.exists() and SYSTEM_CONF.read_text().startswith(MARK):
         SYSTEM_CONF.unlink()
+
+
+@contextmanager
+def running(root: Path, **kwargs) -> Iterator[dict[str, str]]:
+    """A started cluster (see :func:`start`) for the ``with`` block, stopped after it.
+
+    Yields the environment a test's commands use: this one, the cluster's
+    SLURM_CONF, the venv's programs first and TensorFlow's start-up chatter off.
+    """
+    try:
+        extra = start(root, **kwargs)
+        yield {
+            **os.environ,
+            **extra,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
+    finally:
+        stop(root)
 
 
 def main(argv: list[str]) -> int:

@@ -37,25 +37,12 @@ def slurm(tmp_path_factory):
             f"Slurm tests need {', '.join(localslurm.missing())}: "
             "run scripts/setup.sh --test (it installs slurm-wlm and munge)"
         )
-    root = tmp_path_factory.mktemp("slurm")
-    try:
-        extra = localslurm.start(root, mem_mb=NODE_MEM_MB)
-    except Exception:
-        localslurm.stop(root)
-        raise
-    yield {
-        **os.environ,
-        **extra,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    localslurm.stop(root)
+    with localslurm.running(tmp_path_factory.mktemp("slurm"), mem_mb=NODE_MEM_MB) as env:
+        yield env
 
 
-def _snakemake(
-    workdir: Path, env: dict, *args: str, profile: str = "slurm", timeout: int = 1200
-) -> subprocess.CompletedProcess:
-    """Snakemake as a user types it, from the working directory, with a named profile."""
+def snakemake_cmd(profile: str = "slurm") -> list[str]:
+    """Snakemake as a user types it, with a named profile."""
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--profile", profile]
     if profile == "slurm":  # poll soon: jobs here take seconds, not hours; no slurmdbd here
         cmd += [
@@ -64,8 +51,20 @@ def _snakemake(
             "--slurm-status-command",
             "squeue",
         ]
+    return cmd
+
+
+def _snakemake(
+    workdir: Path, env: dict, *args: str, profile: str = "slurm", timeout: int = 1200
+) -> subprocess.CompletedProcess:
+    """:func:`snakemake_cmd` run from the working directory."""
     proc = subprocess.run(
-        [*cmd, *args], cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout
+        [*snakemake_cmd(profile), *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if "profile" in proc.stderr and re.search(r"not found|no profile", proc.stderr):
         pytest.fail(f"profile {profile!r} not found: run scripts/setup.sh (it links the profiles)")

@@ -12,7 +12,6 @@ predict on both nodes, and a node that dies mid-run.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import pytest
 import yaml
 from conftest import REPO
 from test_integration_workflow import TINY
-from test_slurm import _copy_run, _snakemake
+from test_slurm import _copy_run, _snakemake, snakemake_cmd
 
 pytestmark = [pytest.mark.slurm2, pytest.mark.slurm, pytest.mark.slow, pytest.mark.mpi]
 
@@ -50,19 +49,8 @@ def cluster(tmp_path_factory):
             "two-node Slurm tests need slurm-wlm, munge and iproute2: scripts/setup.sh --test"
         )
     root = tmp_path_factory.mktemp("slurm2")
-    try:
-        extra = localslurm.start(root, cpus=NODE_CPUS, mem_mb=NODE_MEM_MB, nodes=2)
-    except Exception:
-        localslurm.stop(root)
-        raise
-    env = {
-        **os.environ,
-        **extra,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    yield root, env
-    localslurm.stop(root)
+    with localslurm.running(root, cpus=NODE_CPUS, mem_mb=NODE_MEM_MB, nodes=2) as env:
+        yield root, env
 
 
 class Watcher(threading.Thread):
@@ -216,10 +204,8 @@ def test_a_node_dies_and_the_run_finishes_on_the_other(cluster, run, tmp_path):
     root, env = cluster
     work, _ = run
     again = _copy_run(work, tmp_path / "again")
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--profile", "slurm"]
-    cmd += ["--slurm-init-seconds-before-status-checks", "2", "--slurm-status-command", "squeue"]
     with subprocess.Popen(
-        [*cmd, PREDICTIONS, *TRAIN_4_RANKS],
+        [*snakemake_cmd(), PREDICTIONS, *TRAIN_4_RANKS],
         cwd=again,
         env=env,
         stdout=subprocess.PIPE,
