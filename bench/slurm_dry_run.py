@@ -3,8 +3,9 @@
 Builds an RSNA-layout cohort of N rows (every image a hard link to one of a
 few real PNGs: a file takes at most 65,000 links on ext4, so links are spread
 over one source file per 50,000 images), runs its manifest checkpoint
-(`snakemake --profile local` up to plan.json) and times it, then times, in the
-same run:
+(`snakemake --profile local` up to plan.json) and times it, then measures one
+shard job reading its rows (its byte span of the rows table, against reading
+the whole table as it did before), then times, in the same run:
 
 - the dry run of the whole workflow with the Slurm profile (N / shard-size
   shard jobs, training, calibration, as many predict jobs, aggregation, the
@@ -13,7 +14,8 @@ same run:
   jobs -> one report; trivial rules; every job printed, as in ours).
 
 Targets (issue 13): the dry run within 1.5x the floor and under 120 s; the
-manifest checkpoint under 30 s.
+manifest checkpoint under 30 s; a shard job's peak memory while reading its
+rows under half the memory it asks for.
 
     python bench/slurm_dry_run.py [--n 1000000] [--shard-size 100] [--work DIR]
 """
@@ -32,6 +34,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 from PIL import Image
+
+from boneage.config import validate
+from boneage.plan import RunPlan
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -83,6 +88,29 @@ def make_cohort(root: Path, n: int) -> None:
         elif not target.exists():
             os.link(source, target)
     (root / "labels.csv").write_text("\n".join(lines) + "\n")
+
+
+#: One shard job's first step, run in its own process: the rows it reads, then its peak RSS.
+ROWS_READ = """
+import resource, sys, time
+from boneage.atomic import load_json, read_tsv, read_tsv_span
+rows, plan, shard, whole = sys.argv[1:5]
+start = time.perf_counter()
+entry = {s["shard"]: s for s in load_json(plan)["shards"]}[shard]
+table = read_tsv(rows) if whole == "1" else read_tsv_span(rows, entry["span"])
+assert len(table.set_index("row").loc[entry["rows"]]) == len(entry["rows"])
+print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def rows_read(work: Path, shard: str, whole: bool) -> tuple[float, float]:
+    """Seconds and peak MB of a shard job reading its rows: its span, or the whole table."""
+    cohort = work / "results/cohorts/big"
+    args = [str(cohort / "rows.tsv"), str(cohort / "plan.json"), shard, "1" if whole else "0"]
+    out = subprocess.run(
+        [sys.executable, "-c", ROWS_READ, *args], check=True, capture_output=True, text=True
+    ).stdout.split()
+    return float(out[0]), float(out[1])
 
 
 def floor(work: Path, shards: int) -> float:
@@ -147,6 +175,15 @@ def main() -> int:
         return 1
     manifest = took
     print(f"manifest checkpoint: {manifest:.1f} s (target < {MANIFEST_TARGET_S} s)")
+    # A shard job in the middle of the cohort: its rows only, against the whole table.
+    shard = f"s{a.n // a.shard_size // 2:05d}"
+    (span_s, span_mb), (whole_s, whole_mb) = (rows_read(work, shard, w) for w in (False, True))
+    ask = RunPlan(validate(config), lambda: None).step_mem_mb("shard")
+    print(
+        f"shard job reading its rows: {span_s:.2f} s, peak {span_mb:.0f} MB; the whole table "
+        f"(before): {whole_s:.2f} s, {whole_mb:.0f} MB ({whole_s / span_s:.0f}x, "
+        f"{whole_mb / span_mb:.1f}x); the job asks {ask} MB (target: peak < half of it)"
+    )
     took, proc = snakemake(work, "-n", "--profile", "slurm")
     if proc.returncode:
         print(proc.stderr[-3000:], file=sys.stderr)
@@ -162,7 +199,12 @@ def main() -> int:
     )
     print(f"bare Snakemake DAG of the same shape: {bare:.1f} s")
     print(f"ours / floor: {ratio:.2f} (target <= {FLOOR_RATIO})")
-    ok = manifest < MANIFEST_TARGET_S and took < PLAN_TARGET_S and ratio <= FLOOR_RATIO
+    ok = (
+        manifest < MANIFEST_TARGET_S
+        and span_mb < ask / 2
+        and took < PLAN_TARGET_S
+        and ratio <= FLOOR_RATIO
+    )
     print("all targets met" if ok else "MISSED a target")
     return 0 if ok else 2
 

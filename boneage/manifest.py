@@ -171,6 +171,22 @@ def plan_shards(checked: pd.DataFrame, shard_size: int) -> list[dict[str, object
     return plan
 
 
+def add_spans(plan: list[dict[str, object]], rows: np.ndarray, lines: np.ndarray | None) -> None:
+    """Give each shard the byte span of its rows in the rows table: its job reads only those.
+
+    ``rows``: the row number on each line of the table; ``lines``: where each line
+    starts, then the file's end (:func:`boneage.atomic.write_tsv_indexed`). Without
+    them (a field with a line break) or with rows out of order, shards get no
+    span and each shard job reads the whole table.
+    """
+    if lines is None or not plan or (np.diff(rows) <= 0).any():
+        return
+    first = np.searchsorted(rows, [s["rows"][0] for s in plan])
+    last = np.searchsorted(rows, [s["rows"][-1] for s in plan])
+    for shard, start, end in zip(plan, lines[first], lines[last + 1]):
+        shard["span"] = [int(start), int(end)]
+
+
 def shard_digest(rows: pd.DataFrame) -> str:
     """A hash of a shard's inputs: ids, labels, sex and each image file's path, size and mtime."""
     return _digest(_digest_lines(rows))

@@ -27,6 +27,9 @@ from boneage.shards import FORMATS
 
 #: Keys of a cohort entry that name files or folders its manifest reads.
 SOURCE_KEYS = ("csv", "truth", "ground_truth", "table", "corrections", "folder")
+#: What sizes predict jobs: the model's profile, and the calibration job's measurement.
+PROFILE = "results/models/{experiment}/profile.json"
+CALIBRATION = "results/models/{experiment}/calibration.json"
 
 
 class RunPlan:
@@ -191,21 +194,26 @@ class RunPlan:
         return f"--batch-size {self.config['predict']['batch_size']}{tta}"
 
     def predict_inputs(self) -> dict[str, str]:
-        """What sizes a predict job: the model's profile and, when calibrating, its measurement.
+        """The one file a predict job is sized by: its calibration, else the model's profile.
 
-        Patterns in ``{experiment}``, not a function: a 10,000-shard plan calls
-        no input function for them.
+        A pattern in ``{experiment}``, not a function: a 10,000-shard plan calls no
+        input function for it. One file, since each input costs Snakemake time per
+        job; the calibration is made from the profile and the model, so a predict
+        job still follows (and reruns after) both.
         """
-        inputs = {"profile": "results/models/{experiment}/profile.json"}
         if self.config["predict"]["calibrate"]:
-            inputs["calibration"] = "results/models/{experiment}/calibration.json"
-        return inputs
+            return {"calibration": CALIBRATION}
+        return {"profile": PROFILE}
 
-    def predict_plan(self, profile: str | None, calibration: str | None) -> NodePlan:
+    def predict_plan(self, experiment: str, measured: bool = True) -> NodePlan:
         """The node plan for predict processes: memory measured, else estimated.
 
-        Cached per file version: every predict job of a 10,000-shard cohort asks.
+        ``measured``: use the experiment's calibration when there is one (False
+        for the calibration job itself, sized by the profile). Cached per file
+        version: every predict job of a 10,000-shard cohort asks.
         """
+        profile = PROFILE.format(experiment=experiment)
+        calibration = CALIBRATION.format(experiment=experiment) if measured else None
         stamp = tuple(
             os.stat(p).st_mtime_ns if p and os.path.exists(p) else None
             for p in (profile, calibration)

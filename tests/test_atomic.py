@@ -6,7 +6,16 @@ import signal
 import subprocess
 import sys
 
-from boneage.atomic import atomic_path, write_text
+import pandas as pd
+
+from boneage.atomic import (
+    atomic_path,
+    read_tsv,
+    read_tsv_span,
+    write_text,
+    write_tsv,
+    write_tsv_indexed,
+)
 
 WRITER = """
 import sys, time
@@ -47,3 +56,29 @@ def test_a_killed_writers_temporaries_go_with_the_next_write(tmp_path):
         "preds.tsv",
         "shard.zarr",
     ]
+
+
+def test_indexed_tsv_spans_read_back_just_their_rows(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "row": range(1, 8),
+            "id": ["007", "a,b", 'say "x"', "d", "e", "f", "g"],
+            "boneage": [1.5, None, 3.0, 4.0, 5.0, 6.0, 7.0],
+        }
+    )
+    lines = write_tsv_indexed(tmp_path / "t.tsv", frame)
+    write_tsv(tmp_path / "plain.tsv", frame)
+    assert (tmp_path / "t.tsv").read_bytes() == (tmp_path / "plain.tsv").read_bytes()
+    assert len(lines) == len(frame) + 1 and lines[-1] == (tmp_path / "t.tsv").stat().st_size
+    part = read_tsv_span(tmp_path / "t.tsv", [int(lines[1]), int(lines[4])])
+    pd.testing.assert_frame_equal(
+        part, read_tsv(tmp_path / "t.tsv").iloc[1:4].reset_index(drop=True)
+    )
+    assert part["id"].tolist() == ["a,b", 'say "x"', "d"]
+    pd.testing.assert_frame_equal(
+        read_tsv_span(tmp_path / "t.tsv", None), read_tsv(tmp_path / "t.tsv")
+    )
+    # A line break inside a field: lines are not rows, so no offsets are given.
+    frame.loc[3, "id"] = "two\nlines"
+    assert write_tsv_indexed(tmp_path / "t.tsv", frame) is None
+    assert read_tsv(tmp_path / "t.tsv")["id"][3] == "two\nlines"

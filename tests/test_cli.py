@@ -10,6 +10,7 @@ import pandas as pd
 from conftest import REPO
 
 from boneage.cli import main
+from boneage.shards import read_shard
 
 
 def test_check_config_cli(tmp_path):
@@ -23,7 +24,7 @@ def test_check_config_cli(tmp_path):
     assert proc.returncode != 0 and "shards.size" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_ingest_steps_chain(tmp_path, tiny_cohort):
+def _manifest(tmp_path, tiny_cohort, shard_size: int = 25):
     rows, plan = tmp_path / "rows.tsv", tmp_path / "plan.json"
     spec = {
         "source": "synthetic",
@@ -32,41 +33,58 @@ def test_ingest_steps_chain(tmp_path, tiny_cohort):
         "truth": str(tiny_cohort / "truth.csv"),
     }
     main(
-        [
-            "manifest",
-            "--spec",
-            json.dumps(spec),
-            "--shard-size",
-            "25",
-            "--rows",
-            str(rows),
-            "--plan",
-            str(plan),
-        ]
+        ["manifest", "--spec", json.dumps(spec), "--shard-size", str(shard_size)]
+        + ["--rows", str(rows), "--plan", str(plan)]
     )
+    return rows, plan
+
+
+def _shard(rows, plan, shard: str, out, qc) -> None:
+    main(
+        ["shard", "--rows", str(rows), "--plan", str(plan), "--shard", shard]
+        + ["--size", "24", "--out", str(out), "--qc", str(qc)]
+    )
+
+
+def test_a_shard_job_reads_only_its_rows(tmp_path, tiny_cohort):
+    """At a million rows the table is 110 MB: a shard job reads its span of it, not all."""
+    rows, plan = _manifest(tmp_path, tiny_cohort, shard_size=10)
+    shards = json.loads(plan.read_text())["shards"]
+    spans = [s["span"] for s in shards]
+    assert spans[0][0] == len(rows.read_bytes().split(b"\n")[0]) + 1
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+    _shard(rows, plan, "s00002", tmp_path / "a.h5", tmp_path / "a.tsv")
+    # Every byte outside s00002's span made unreadable: the job does not notice.
+    data = bytearray(rows.read_bytes())
+    start, end = spans[2]
+    header = len(data.split(b"\n")[0]) + 1
+    data[header:start] = b"#" * (start - header)
+    data[end:] = b"#" * (len(data) - end)
+    rows.write_bytes(bytes(data))
+    _shard(rows, plan, "s00002", tmp_path / "b.h5", tmp_path / "b.tsv")
+    a, b = read_shard(tmp_path / "a.h5"), read_shard(tmp_path / "b.h5")
+    assert (a.images == b.images).all() and list(a.ids) == list(b.ids) and len(a.ids) > 0
+    assert (tmp_path / "a.tsv").read_text() == (tmp_path / "b.tsv").read_text()
+    # A rows table that does not match the plan is named, not misread.
+    proc = subprocess.run(
+        [sys.executable, "-m", "boneage.cli", "shard", "--rows", str(rows), "--plan", str(plan)]
+        + ["--shard", "s00001", "--size", "24", "--out", str(tmp_path / "c.h5")]
+        + ["--qc", str(tmp_path / "c.tsv")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0 and "rerun the manifest" in proc.stderr, proc.stderr[-2000:]
+
+
+def test_ingest_steps_chain(tmp_path, tiny_cohort):
+    rows, plan = _manifest(tmp_path, tiny_cohort)
     shards = [s["shard"] for s in json.loads(plan.read_text())["shards"]]
     assert shards == ["s00000", "s00001"]
     outs, qcs = [], []
     for s in shards:
         outs.append(str(tmp_path / f"{s}.h5"))
         qcs.append(str(tmp_path / f"{s}.qc.tsv"))
-        main(
-            [
-                "shard",
-                "--rows",
-                str(rows),
-                "--plan",
-                str(plan),
-                "--shard",
-                s,
-                "--size",
-                "24",
-                "--out",
-                outs[-1],
-                "--qc",
-                qcs[-1],
-            ]
-        )
+        _shard(rows, plan, s, outs[-1], qcs[-1])
     main(
         [
             "index",

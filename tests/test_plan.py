@@ -72,17 +72,25 @@ def test_train_over_nodes_sizes_each_node_for_its_ranks(tmp_path):
     assert _plan(tmp_path, distributed={"ranks": 2, "nodes": 4}).train_nodes() == 2
 
 
-def test_predict_plan_from_a_measurement_and_cached_per_file_version(tmp_path):
+def test_predict_plan_from_a_measurement_and_cached_per_file_version(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     plan = _plan(tmp_path)
-    calibration = tmp_path / "calibration.json"
+    assert plan.predict_inputs() == {"calibration": "results/models/{experiment}/calibration.json"}
+    default = plan.predict_plan("e")  # nothing measured or profiled yet: the coarse figure
+    calibration = tmp_path / "results/models/e/calibration.json"
+    calibration.parent.mkdir(parents=True)
     calibration.write_text(json.dumps({"peak_rss_mb": 2_000}))
-    first = plan.predict_plan(None, str(calibration))
+    first = plan.predict_plan("e")
     # (16000 - 2000) MB / (2000 x 1.2 + job overhead) -> 5 processes of 8 cores
     assert first.processes == 5 and first.proc_mem_mb > 2_400
     assert first.threads == 1
+    # The calibration job itself is sized without its own (earlier) measurement.
+    assert plan.predict_plan("e", measured=False) == default
     calibration.write_text(json.dumps({"peak_rss_mb": 5_000}))
     os.utime(calibration, ns=(0, 1))  # a new file version
-    assert plan.predict_plan(None, str(calibration)).processes == 2
+    assert plan.predict_plan("e").processes == 2
+    uncalibrated = _plan(tmp_path, predict={"calibrate": False})
+    assert uncalibrated.predict_inputs() == {"profile": "results/models/{experiment}/profile.json"}
 
 
 def test_predict_args_and_run_info(tmp_path):

@@ -7,17 +7,24 @@ import json
 import sys
 from pathlib import Path
 
-from boneage.atomic import load_json, read_tsv, write_json, write_tsv
+from boneage.atomic import (
+    load_json,
+    read_tsv,
+    read_tsv_span,
+    write_json,
+    write_tsv,
+    write_tsv_indexed,
+)
 from boneage.cli.args import add_step
 from boneage.config import section_defaults
 
 
 def cmd_manifest(a: argparse.Namespace) -> None:
     """Check source rows and plan the shards."""
-    from boneage.manifest import build_manifest
+    from boneage.manifest import add_spans, build_manifest
 
     checked, plan, unmatched = build_manifest(load_json(a.spec), a.shard_size)
-    write_tsv(a.rows, checked)
+    add_spans(plan, checked["row"].to_numpy(), write_tsv_indexed(a.rows, checked))
     write_json(a.plan, {"shards": plan, "unmatched_corrections": unmatched})
     print(
         f"{len(checked)} rows: {int((checked.status == 'accepted').sum())} pass table checks, "
@@ -34,10 +41,14 @@ def cmd_shard(a: argparse.Namespace) -> None:
     """Decode, QC and preprocess one shard."""
     from boneage.shards import build_shard
 
-    plan = {s["shard"]: s["rows"] for s in load_json(a.plan)["shards"]}
+    plan = {s["shard"]: s for s in load_json(a.plan)["shards"]}
     if a.shard not in plan:
         sys.exit(f"shard {a.shard!r} is not in {a.plan}")
-    rows = read_tsv(a.rows).set_index("row").loc[plan[a.shard]].reset_index()
+    entry = plan[a.shard]
+    rows = read_tsv_span(a.rows, entry.get("span")).set_index("row")
+    if set(entry["rows"]).difference(rows.index):
+        sys.exit(f"{a.rows} does not hold the rows {a.plan} gives {a.shard}: rerun the manifest")
+    rows = rows.loc[entry["rows"]].reset_index()
     verdicts = build_shard(rows, a.out, a.size, a.shard)
     write_tsv(a.qc, verdicts)
     print(f"{a.shard}: {int((verdicts.status == 'accepted').sum())}/{len(verdicts)} images kept")

@@ -30,6 +30,28 @@ def known_signature(func):
     return func
 
 
+def known_resource_signatures():
+    """The same for the functions behind every job's resources.
+
+    Snakemake evaluates each resource through a bound ``Resource.evaluate`` and,
+    for default resources such as ``tmpdir``, a closure: two inspect.signature
+    calls per resource per job, 3 s of a 20,000-job dry run.
+    """
+    try:
+        from snakemake.resources import Resource
+
+        known_signature(Resource.evaluate)  # a bound method finds it on its function
+        defaults = workflow.resource_settings._parsed_default_resources.values()
+        for resource in defaults:
+            if resource.is_evaluable():
+                known_signature(resource._evaluator)
+    except (ImportError, AttributeError):  # another Snakemake: nothing is lost but time
+        pass
+
+
+known_resource_signatures()
+
+
 # Locally, this machine's memory is a resource, so concurrent jobs fit in it.
 if workflow.local_exec and "mem_mb" not in workflow.global_resources:
     workflow.register_resource("mem_mb", machine_memory_mb())
@@ -66,7 +88,7 @@ ENSEMBLES = PLAN.ensembles
 SCORED = EXPERIMENTS + list(ENSEMBLES)  # models whose metrics the report shows
 SHARD = PLAN.shard_path
 PREDICT_ARGS = PLAN.predict_args()
-PREDICT_SIZING = PLAN.predict_inputs()  # input patterns of predict jobs
+PREDICT_SIZING = PLAN.predict_inputs()  # the file predict jobs are sized by
 
 
 def get_executor(wildcards):
@@ -92,13 +114,27 @@ def get_synth_args(wildcards):
 
 def shard_ids(cohort):
     """Shard names of a cohort, known once its manifest checkpoint has run."""
-    return list(PLAN.shard_plan(checkpoints.manifest.get(cohort=cohort).output.plan))
+    return list(PLAN.shard_plan(manifest_plan(cohort)))
+
+
+_MANIFESTS_DONE = {}
+
+
+def manifest_plan(cohort):
+    """plan.json of a cohort once its manifest checkpoint is done.
+
+    Until then Snakemake's IncompleteCheckpointException. Once done it stays done
+    for the run, so the answer is kept: 10,000 shard jobs ask (its content is read
+    again whenever the file changes, see RunPlan.shard_plan).
+    """
+    if cohort not in _MANIFESTS_DONE:
+        _MANIFESTS_DONE[cohort] = checkpoints.manifest.get(cohort=cohort).output.plan
+    return _MANIFESTS_DONE[cohort]
 
 
 def get_shard_digest(wildcards):
     """Digest of what goes into a shard: the shard reruns when, and only when, it changes."""
-    plan = checkpoints.manifest.get(cohort=wildcards.cohort).output.plan
-    return PLAN.shard_plan(plan)[wildcards.shard]
+    return PLAN.shard_plan(manifest_plan(wildcards.cohort))[wildcards.shard]
 
 
 def get_shards(wildcards):
@@ -193,37 +229,38 @@ def get_train_mem_mb(wildcards, input, attempt):
     return attempt * PLAN.train_mem_mb(wildcards.experiment, input.profile, input.index)
 
 
-def _predict_plan(input):
+def _predict_plan(wildcards, input):
+    """calibrate is sized by the profile; predict jobs by the calibration once measured."""
     return PLAN.predict_plan(
-        getattr(input, "profile", None), getattr(input, "calibration", None)
+        wildcards.experiment, measured="calibration" in input.keys()
     )
 
 
 def get_predict_mem_mb(wildcards, input, attempt):
-    return attempt * _predict_plan(input).proc_mem_mb
+    return attempt * _predict_plan(wildcards, input).proc_mem_mb
 
 
 def get_predict_threads(wildcards, input):
     """Threads per predict process: the cores memory would leave idle (boneage plan)."""
-    return _predict_plan(input).threads
+    return _predict_plan(wildcards, input).threads
 
 
 def get_group_tasks(wildcards, input):
     """MPI ranks of a grouped predict job: the processes that fit one node."""
-    return _predict_plan(input).processes
+    return _predict_plan(wildcards, input).processes
 
 
 def get_group_mpi(wildcards, input):
-    return PLAN.launcher(_predict_plan(input).processes)
+    return PLAN.launcher(_predict_plan(wildcards, input).processes)
 
 
 def get_group_threads(wildcards, input):
-    plan = _predict_plan(input)
+    plan = _predict_plan(wildcards, input)
     return plan.processes * plan.threads
 
 
 def get_group_mem_mb(wildcards, input, attempt):
-    plan = _predict_plan(input)
+    plan = _predict_plan(wildcards, input)
     return attempt * plan.processes * plan.proc_mem_mb
 
 
