@@ -77,7 +77,7 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 def write_tsv(path: str | os.PathLike[str], frame: pd.DataFrame) -> None:
     """Write a data frame as TSV (no index) atomically."""
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, sep="\t", index=False, na_rep="NA")
+        frame.to_csv(tmp, sep="\t", index=False, na_rep="NA", lineterminator="\n")
 
 
 def write_tsv_indexed(path: str | os.PathLike[str], frame: pd.DataFrame) -> np.ndarray | None:
@@ -85,10 +85,8 @@ def write_tsv_indexed(path: str | os.PathLike[str], frame: pd.DataFrame) -> np.n
 
     None when a field holds a line break: lines are then not rows.
     """
-    data = frame.to_csv(sep="\t", index=False, na_rep="NA", lineterminator="\n").encode()
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
+    write_tsv(path, frame)
+    ends = np.flatnonzero(np.fromfile(path, dtype=np.uint8) == ord("\n"))  # from page cache
     return ends + 1 if len(ends) == len(frame) + 1 else None
 
 
