@@ -17,7 +17,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from boneage.labels import parse_label
+from boneage.labels import parse_labels
 from boneage.sources.rows import finish, image_index, parse_sex
 
 LAYOUTS = {
@@ -59,18 +59,16 @@ def read_rsna(
         ).fillna("")
     else:
         label_cells = pd.Series([""] * len(raw))
-    labels = [parse_label(c) for c in label_cells]
+    values, statuses = parse_labels(label_cells)
     found = image_index(images)
     frame = pd.DataFrame(
         {
             "id": ids,
             "path": [found.get(i, f"{i}.png") for i in ids],
             "sex": raw[cols["sex"]].map(parse_sex),
-            "boneage": [lab.value for lab in labels],  # RSNA labels are months already
+            "boneage": values,  # RSNA labels are months already
             "label_raw": list(label_cells),
-            "label_status": [
-                lab.status if "boneage" in cols or ground_truth else "unlabelled" for lab in labels
-            ],
+            "label_status": statuses if "boneage" in cols or ground_truth else "unlabelled",
         }
     )
     if truth is not None:
