@@ -100,8 +100,9 @@ import resource, sys, time
 from boneage.atomic import load_json, read_tsv, read_tsv_span
 rows, plan, shard, whole = sys.argv[1:5]
 start = time.perf_counter()
-entry = {s["shard"]: s for s in load_json(plan)["shards"]}[shard]
-table = read_tsv(rows) if whole == "1" else read_tsv_span(rows, entry["span"])
+meta = load_json(plan)
+entry, columns = {s["shard"]: s for s in meta["shards"]}[shard], meta.get("columns")
+table = read_tsv(rows) if whole == "1" else read_tsv_span(rows, entry.get("span"), columns)
 assert len(table.set_index("row").loc[entry["rows"]]) == len(entry["rows"])
 print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """

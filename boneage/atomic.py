@@ -90,25 +90,45 @@ def write_tsv_indexed(path: str | os.PathLike[str], frame: pd.DataFrame) -> np.n
     return ends + 1 if len(ends) == len(frame) + 1 else None
 
 
-def read_tsv(path: str | os.PathLike[str] | io.BytesIO) -> pd.DataFrame:
+def tsv_dtypes(frame: pd.DataFrame) -> dict[str, str]:
+    """How to read ``frame``'s columns back from :func:`write_tsv`: text stays text.
+
+    A part of a table read without them would guess each column from its own
+    rows (a span whose labels are all whole numbers reads them as integers).
+    """
+    kinds = {str(c): t for c, t in frame.dtypes.items()}
+    text = {c: "object" for c, t in kinds.items() if str(t) in ("object", "string")}
+    numbers = {c: str(t) for c, t in kinds.items() if getattr(t, "kind", "?") in "iufb"}
+    return {**text, **numbers}  # anything else (dates) as pandas reads it
+
+
+def read_tsv(
+    path: str | os.PathLike[str] | io.BytesIO, dtype: dict[str, str] | None = None
+) -> pd.DataFrame:
     """Read a TSV written by :func:`write_tsv` (``id`` columns stay strings)."""
     return pd.read_csv(
-        path, sep="\t", dtype={"id": str, "patient": str}, na_values=["NA"], keep_default_na=False
+        path,
+        sep="\t",
+        dtype={**(dtype or {}), "id": str, "patient": str},
+        na_values=["NA"],
+        keep_default_na=False,
     )
 
 
-def read_tsv_span(path: str | os.PathLike[str], span: list[int] | None) -> pd.DataFrame:
+def read_tsv_span(
+    path: str | os.PathLike[str], span: list[int] | None, dtype: dict[str, str] | None = None
+) -> pd.DataFrame:
     """The rows of a TSV between two byte offsets (from :func:`write_tsv_indexed`); all without.
 
     A shard job of a million-row cohort reads its hundred rows, not the table.
     """
     if span is None:
-        return read_tsv(path)
+        return read_tsv(path, dtype)
     with open(path, "rb") as fh:
         header = fh.readline()
         fh.seek(span[0])
         body = fh.read(span[1] - span[0])
-    return read_tsv(io.BytesIO(header + body))
+    return read_tsv(io.BytesIO(header + body), dtype)
 
 
 def looks_like_wildcard(path: str) -> bool:

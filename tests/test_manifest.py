@@ -6,7 +6,15 @@ import numpy as np
 import pandas as pd
 from conftest import write_png
 
-from boneage.manifest import REASONS, check_rows, finalise, plan_shards, summarise
+from boneage.atomic import read_tsv, read_tsv_span, tsv_dtypes, write_tsv_indexed
+from boneage.manifest import (
+    REASONS,
+    add_spans,
+    check_rows,
+    finalise,
+    plan_shards,
+    summarise,
+)
 from boneage.shards import build_shard
 from boneage.sources.rsna import read_rsna
 
@@ -120,3 +128,25 @@ def test_summary_counts_inversions_of_accepted_images_only():
         "labels": {},
         "corrections": {},
     }
+
+
+def test_each_shards_span_holds_its_rows_between_rejected_ones(tmp_path):
+    csv, img_dir = _bad_cohort(tmp_path)
+    checked = check_rows(read_rsna(csv, img_dir), img_dir)
+    plan = plan_shards(checked, shard_size=3)
+    lines = write_tsv_indexed(tmp_path / "rows.tsv", checked)
+    add_spans(plan, checked["row"].to_numpy(), lines)
+    dtype = tsv_dtypes(checked)
+    table = read_tsv(tmp_path / "rows.tsv", dtype).set_index("row")
+    for shard in plan:
+        part = read_tsv_span(tmp_path / "rows.tsv", shard["span"], dtype).set_index("row")
+        assert set(shard["rows"]) <= set(part.index)  # rejected rows may sit between
+        pd.testing.assert_frame_equal(part.loc[shard["rows"]], table.loc[shard["rows"]])
+    # No spans where lines are not rows, or rows are out of order: jobs read it all.
+    for rows, given in (
+        (checked["row"].to_numpy(), None),
+        (checked["row"].to_numpy()[::-1], lines),
+    ):
+        bare = plan_shards(checked, shard_size=3)
+        add_spans(bare, rows, given)
+        assert all("span" not in s for s in bare)

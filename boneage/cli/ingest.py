@@ -11,6 +11,7 @@ from boneage.atomic import (
     load_json,
     read_tsv,
     read_tsv_span,
+    tsv_dtypes,
     write_json,
     write_tsv,
     write_tsv_indexed,
@@ -25,7 +26,8 @@ def cmd_manifest(a: argparse.Namespace) -> None:
 
     checked, plan, unmatched = build_manifest(load_json(a.spec), a.shard_size)
     add_spans(plan, checked["row"].to_numpy(), write_tsv_indexed(a.rows, checked))
-    write_json(a.plan, {"shards": plan, "unmatched_corrections": unmatched})
+    columns = tsv_dtypes(checked)  # a shard job reads its span of the rows as these
+    write_json(a.plan, {"shards": plan, "columns": columns, "unmatched_corrections": unmatched})
     print(
         f"{len(checked)} rows: {int((checked.status == 'accepted').sum())} pass table checks, "
         f"{len(plan)} shards"
@@ -41,12 +43,18 @@ def cmd_shard(a: argparse.Namespace) -> None:
     """Decode, QC and preprocess one shard."""
     from boneage.shards import build_shard
 
-    plan = {s["shard"]: s for s in load_json(a.plan)["shards"]}
+    shard_plan = load_json(a.plan)
+    plan = {s["shard"]: s for s in shard_plan["shards"]}
     if a.shard not in plan:
         sys.exit(f"shard {a.shard!r} is not in {a.plan}")
     entry = plan[a.shard]
-    rows = read_tsv_span(a.rows, entry.get("span")).set_index("row")
-    if set(entry["rows"]).difference(rows.index):
+    try:  # a span of another rows table: unparseable, or other rows
+        rows = read_tsv_span(a.rows, entry.get("span"), shard_plan.get("columns"))
+        rows = rows.set_index("row")
+        mismatch = bool(set(entry["rows"]).difference(rows.index))
+    except ValueError:
+        mismatch = True
+    if mismatch:
         sys.exit(f"{a.rows} does not hold the rows {a.plan} gives {a.shard}: rerun the manifest")
     rows = rows.loc[entry["rows"]].reset_index()
     verdicts = build_shard(rows, a.out, a.size, a.shard)
