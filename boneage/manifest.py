@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import math
 import os
 import stat
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -63,13 +65,14 @@ def check_rows(rows: pd.DataFrame, image_root: str | os.PathLike[str]) -> pd.Dat
     stamps: list[str] = []
     folders: dict[str, str] = {}  # each folder resolved once, not each of its files
     base = root.rstrip(os.sep) + os.sep
-    for r in out.itertuples(index=False):
-        rel = str(r.path)
+    cols = ("path", "error", "id", "label_status", "boneage", "sex")  # what the checks read
+    for rel, *r in zip(*(out[c].tolist() for c in cols)):  # plain tuples: 1M rows
+        rel = str(rel)
         path, st = _resolve(rel if rel.startswith(os.sep) else base + rel, folders)
         abspaths.append(path)
         stamps.append(f"{st.st_size}:{st.st_mtime_ns}" if st else "missing")  # as file_stamp
-        reasons.append(_table_reason(r, path, st, root, seen))
-        seen.add(r.id)
+        reasons.append(_table_reason(_Row(*r), path, st, root, seen))
+        seen.add(r[1])
     out["abspath"] = abspaths
     out["stamp"] = stamps
     out = out.drop(columns=["error"])
@@ -103,7 +106,19 @@ def _resolve(joined: str, folders: dict[str, str]) -> tuple[str, os.stat_result 
     return path, st
 
 
-def _table_reason(r, path: str, st: os.stat_result | None, root: str, seen: set[str]) -> str | None:
+class _Row(NamedTuple):
+    """The fields of a source row that the table checks read."""
+
+    error: str | None
+    id: str
+    label_status: str
+    boneage: float
+    sex: str
+
+
+def _table_reason(
+    r: _Row, path: str, st: os.stat_result | None, root: str, seen: set[str]
+) -> str | None:
     """The first table-level check a source row fails (None when it passes)."""
     if isinstance(r.error, str) and r.error:
         return r.error  # the reader already rejected it
@@ -120,7 +135,7 @@ def _table_reason(r, path: str, st: os.stat_result | None, root: str, seen: set[
     if r.label_status == "unparseable":
         return "unparseable_label"
     if r.label_status != "unlabelled" and not (
-        np.isfinite(r.boneage) and 0 <= r.boneage <= MAX_MONTHS
+        math.isfinite(r.boneage) and 0 <= r.boneage <= MAX_MONTHS
     ):
         return "impossible_label"
     if r.sex not in ("M", "F"):
