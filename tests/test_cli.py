@@ -47,7 +47,7 @@ def _shard(rows, plan, shard: str, out, qc) -> None:
 
 
 def test_a_shard_job_reads_only_its_rows(tmp_path, tiny_cohort):
-    """At a million rows the table is 110 MB: a shard job reads its span of it, not all."""
+    """At a million rows the table is about 140 MB: a shard job reads its span of it, not all."""
     rows, plan = _manifest(tmp_path, tiny_cohort, shard_size=10)
     shards = json.loads(plan.read_text())["shards"]
     spans = [s["span"] for s in shards]
