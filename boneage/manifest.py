@@ -16,7 +16,6 @@ import math
 import os
 import stat
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -66,13 +65,16 @@ def check_rows(rows: pd.DataFrame, image_root: str | os.PathLike[str]) -> pd.Dat
     folders: dict[str, str] = {}  # each folder resolved once, not each of its files
     base = root.rstrip(os.sep) + os.sep
     cols = ("path", "error", "id", "label_status", "boneage", "sex")  # what the checks read
-    for rel, *r in zip(*(out[c].tolist() for c in cols)):  # plain tuples: 1M rows
+    for rel, error, rid, status, age, sex in zip(*(out[c].tolist() for c in cols)):
         rel = str(rel)
-        path, st = _resolve(rel if rel.startswith(os.sep) else base + rel, folders)
+        if os.sep in rel or rel in ("", ".", ".."):  # absolute or in a subfolder
+            path, st = _resolve(rel if rel.startswith(os.sep) else base + rel, folders)
+        else:  # a plain name in the image folder, resolved already: one lstat
+            path, st = _stat(base + rel)
         abspaths.append(path)
         stamps.append(f"{st.st_size}:{st.st_mtime_ns}" if st else "missing")  # as file_stamp
-        reasons.append(_table_reason(_Row(*r), path, st, root, seen))
-        seen.add(r[1])
+        reasons.append(_table_reason(error, rid, status, age, sex, path, st, base, seen))
+        seen.add(rid)
     out["abspath"] = abspaths
     out["stamp"] = stamps
     out = out.drop(columns=["error"])
@@ -85,17 +87,22 @@ def check_rows(rows: pd.DataFrame, image_root: str | os.PathLike[str]) -> pd.Dat
 def _resolve(joined: str, folders: dict[str, str]) -> tuple[str, os.stat_result | None]:
     """``joined`` with every symlink resolved (as ``Path.resolve``), and its stat (None if absent).
 
-    The folder is resolved once (cached in ``folders``); the file itself only
-    when it is a symlink: one ``lstat`` a row instead of a ``realpath`` walk.
+    The folder is resolved once (cached in ``folders``), then :func:`_stat`.
     """
     folder, name = os.path.split(joined)
     real = folders.get(folder)
     if real is None:
         real = folders[folder] = os.path.realpath(folder)
     if name in ("", ".", ".."):
-        path = os.path.normpath(os.path.join(real, name))
-    else:  # realpath is normal already; a plain name needs no normpath
-        path = real.rstrip(os.sep) + os.sep + name
+        return _stat(os.path.normpath(os.path.join(real, name)))
+    return _stat(real.rstrip(os.sep) + os.sep + name)  # realpath is normal already
+
+
+def _stat(path: str) -> tuple[str, os.stat_result | None]:
+    """``path`` in a resolved folder, resolved itself only when it is a symlink, and its stat.
+
+    One ``lstat`` a row instead of a ``realpath`` walk.
+    """
     try:
         st = os.lstat(path)
         if stat.S_ISLNK(st.st_mode):
@@ -106,39 +113,38 @@ def _resolve(joined: str, folders: dict[str, str]) -> tuple[str, os.stat_result 
     return path, st
 
 
-class _Row(NamedTuple):
-    """The fields of a source row that the table checks read."""
-
-    error: str | None
-    id: str
-    label_status: str
-    boneage: float
-    sex: str
-
-
 def _table_reason(
-    r: _Row, path: str, st: os.stat_result | None, root: str, seen: set[str]
+    error: str | None,
+    rid: str,
+    label_status: str,
+    boneage: float,
+    sex: str,
+    path: str,
+    st: os.stat_result | None,
+    base: str,
+    seen: set[str],
 ) -> str | None:
-    """The first table-level check a source row fails (None when it passes)."""
-    if isinstance(r.error, str) and r.error:
-        return r.error  # the reader already rejected it
-    if r.id in seen:
+    """The first table-level check a source row fails (None when it passes).
+
+    ``base``: the resolved image folder and a separator; ``seen``: the ids of earlier rows.
+    """
+    if isinstance(error, str) and error:
+        return error  # the reader already rejected it
+    if rid in seen:
         return "duplicate_id"
-    if path != root and not path.startswith(root + os.sep):
+    if not path.startswith(base) and path != base[:-1]:
         return "path_escapes_root"
     if st is None or not stat.S_ISREG(st.st_mode):
         return "missing_file"
     if st.st_size == 0:
         return "empty_file"
-    if r.label_status == "missing":
+    if label_status == "missing":
         return "missing_label"
-    if r.label_status == "unparseable":
+    if label_status == "unparseable":
         return "unparseable_label"
-    if r.label_status != "unlabelled" and not (
-        math.isfinite(r.boneage) and 0 <= r.boneage <= MAX_MONTHS
-    ):
+    if label_status != "unlabelled" and not (math.isfinite(boneage) and 0 <= boneage <= MAX_MONTHS):
         return "impossible_label"
-    if r.sex not in ("M", "F"):
+    if sex not in ("M", "F"):
         return "missing_sex"
     return None
 
@@ -208,10 +214,7 @@ def shard_digest(rows: pd.DataFrame) -> str:
 
 
 def _digest(lines: list[str]) -> str:
-    h = hashlib.sha256()
-    for line in lines:
-        h.update(line.encode())
-    return h.hexdigest()[:20]
+    return hashlib.sha256("".join(lines).encode()).hexdigest()[:20]
 
 
 def _digest_lines(rows: pd.DataFrame) -> list[str]:
@@ -222,10 +225,8 @@ def _digest_lines(rows: pd.DataFrame) -> list[str]:
     # Paths inside the run folder count relative to it: a moved run keeps its shards.
     here = os.getcwd() + os.sep
     paths = [p[len(here) :] if p.startswith(here) else p for p in rows["abspath"].tolist()]
-    return [
-        "|".join(map(str, r)) + "\n"
-        for r in zip(*(rows[c].tolist() for c in cols), paths, stamps.tolist())
-    ]
+    fields = [list(map(str, rows[c].tolist())) for c in cols] + [paths, stamps.tolist()]
+    return [f"{'|'.join(r)}\n" for r in zip(*fields)]
 
 
 def finalise(checked: pd.DataFrame, shard_qc: list[pd.DataFrame]) -> pd.DataFrame:
