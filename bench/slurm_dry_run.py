@@ -44,6 +44,7 @@ import numpy as np
 import yaml
 from PIL import Image
 
+from boneage.atomic import load_json
 from boneage.config import validate
 from boneage.plan import RunPlan
 
@@ -160,6 +161,8 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each timing (the best counts)")
     ap.add_argument("--work", type=Path, help="keep the cohort here (default: a temp folder)")
     a = ap.parse_args()
+    if a.repeat < 1:
+        ap.error("--repeat must be at least 1")
     work = a.work or Path(tempfile.mkdtemp(prefix="boneage-dryrun-"))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -201,21 +204,21 @@ def main() -> int:
         f"{whole_mb / span_mb:.1f}x); the job asks {ask} MB (target: peak < half of it)"
     )
     profile = str(REPO / "profiles/slurm")
+    shards = len(load_json(work / "results/cohorts/big/plan.json")["shards"])
+    bare = bare_dag(work, shards)  # as many shard jobs as ours plans
     runs: dict[str, list[float]] = {"ours": [], "floor": [], "defaults": []}
-    for i in range(a.repeat):  # interleaved: a slow minute slows all three alike
+    for _ in range(a.repeat):  # interleaved: a slow minute slows all three alike
         took, proc = snakemake(work, *ours, "-n", "--profile", profile)
         runs["ours"].append(took)
-        if not i:  # the bare DAG gets as many shards as ours planned
-            counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout + proc.stderr, re.M))
-            shards = int(counts.get("shard", 0))
-            bare = bare_dag(work, shards)
         runs["floor"].append(snakemake(bare, "-n", "--profile", profile)[0])
         runs["defaults"].append(snakemake(bare, "-n", "--cores", "1")[0])
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", proc.stdout + proc.stderr, re.M))
     took, floor, defaults = (min(runs[k]) for k in ("ours", "floor", "defaults"))
     ratio = took / floor
     print(
         f"snakemake -n --profile slurm: {best(runs['ours'])} for {counts.get('total')} jobs "
-        f"(shard {shards}, predict {counts.get('predict')}); target < {PLAN_TARGET_S} s"
+        f"(shard {counts.get('shard')}, predict {counts.get('predict')}); "
+        f"target < {PLAN_TARGET_S} s"
     )
     print(f"bare Snakemake DAG of the same shape, same command: {best(runs['floor'])}")
     print(f"ours / floor: {ratio:.2f} (target <= {FLOOR_RATIO})")

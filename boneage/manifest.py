@@ -66,11 +66,7 @@ def check_rows(rows: pd.DataFrame, image_root: str | os.PathLike[str]) -> pd.Dat
     base = root.rstrip(os.sep) + os.sep
     cols = ("path", "error", "id", "label_status", "boneage", "sex")  # what the checks read
     for rel, error, rid, status, age, sex in zip(*(out[c].tolist() for c in cols)):
-        rel = str(rel)
-        if os.sep in rel or rel in ("", ".", ".."):  # absolute or in a subfolder
-            path, st = _resolve(rel if rel.startswith(os.sep) else base + rel, folders)
-        else:  # a plain name in the image folder, resolved already: one lstat
-            path, st = _stat(base + rel)
+        path, st = _resolve(str(rel), base, folders)
         abspaths.append(path)
         stamps.append(f"{st.st_size}:{st.st_mtime_ns}" if st else "missing")  # as file_stamp
         reasons.append(_table_reason(error, rid, status, age, sex, path, st, base, seen))
@@ -84,12 +80,16 @@ def check_rows(rows: pd.DataFrame, image_root: str | os.PathLike[str]) -> pd.Dat
     return out
 
 
-def _resolve(joined: str, folders: dict[str, str]) -> tuple[str, os.stat_result | None]:
-    """``joined`` with every symlink resolved (as ``Path.resolve``), and its stat (None if absent).
+def _resolve(rel: str, base: str, folders: dict[str, str]) -> tuple[str, os.stat_result | None]:
+    """``rel`` with every symlink resolved (as ``Path.resolve``), and its stat (None if absent).
 
-    The folder is resolved once (cached in ``folders``), then :func:`_stat`.
+    ``rel`` is absolute or relative to ``base`` (the resolved image folder and a
+    separator). A plain file name there costs one ``lstat``; any other folder is
+    resolved once (cached in ``folders``).
     """
-    folder, name = os.path.split(joined)
+    if os.sep not in rel and rel not in ("", ".", ".."):  # a plain name in the image folder
+        return _stat(base + rel)
+    folder, name = os.path.split(rel if rel.startswith(os.sep) else base + rel)
     real = folders.get(folder)
     if real is None:
         real = folders[folder] = os.path.realpath(folder)
@@ -214,6 +214,7 @@ def shard_digest(rows: pd.DataFrame) -> str:
 
 
 def _digest(lines: list[str]) -> str:
+    """The first 20 hex digits of the SHA-256 of ``lines`` joined."""
     return hashlib.sha256("".join(lines).encode()).hexdigest()[:20]
 
 
