@@ -2,10 +2,13 @@
 # Thin on purpose: configuration, rule files (one per stage), targets.
 # All logic lives in the boneage package (see boneage/cli/, one module per rule file).
 #
-# `snakemake --lint` asks for a conda env or container per rule. There is
-# deliberately one software environment for all rules: the pinned .venv made
-# by scripts/setup.sh, where Horovod is compiled against the installed
-# TensorFlow with the site's MPI; per-rule envs would each need that build.
+# `snakemake --lint` asks for a conda env or container for each rule: one finding
+# per rule, and the only kind it reports (scripts/lint.sh and
+# tests/test_integration_workflow.py fail on any other). There is deliberately one
+# software environment for all rules: the pinned .venv that scripts/setup.sh
+# builds without root, where Horovod is compiled against the installed TensorFlow
+# and the site's own MPI where it has one (the MPI that `srun --mpi=pmix` starts).
+# A conda env or container would bring its own MPI and need its own Horovod build.
 from snakemake.utils import min_version
 
 min_version("9.0")
