@@ -147,7 +147,7 @@ def worker(mode: str, folder: Path, size: int, batch: int, steps: int, threads: 
     import keras
     import tensorflow as tf
 
-    from boneage.data import make_dataset
+    from boneage.data import TrainingData
     from boneage.distribute import configure_devices, detect
     from boneage.losses import loss_function
     from boneage.models import build_model
@@ -159,7 +159,7 @@ def worker(mode: str, folder: Path, size: int, batch: int, steps: int, threads: 
     keras.utils.set_random_seed(0)
     shard = folder / "s00000.zarr"
     if mode == "shards":
-        batches = iter(make_dataset([shard], size, batch, training=True, augment=False))
+        batches = iter(TrainingData([shard], size, batch, seed=0, augment=False).epoch(0))
     elif mode == "seeds":
         model = build_model("small_cnn", size)
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss={"months": "mae"})

@@ -7,14 +7,20 @@ import pandas as pd
 
 from boneage import metrics
 from boneage.manifest import TRAINABLE
+from boneage.predict import PREDICTION_COLUMNS
+from boneage.provenance import ensemble_digest, model_digest_of
 
 
 def ensemble_predictions(members: list[pd.DataFrame]) -> pd.DataFrame:
-    """Mean prediction per image over member experiments' cohort predictions."""
+    """Mean prediction per image over member experiments' cohort predictions.
+
+    Its ``model_digest`` is the ensemble's: a digest of the members' digests.
+    """
     keep = ["id", "row", "sex", "boneage", "true_boneage"]
     first = members[0][keep].copy()
     preds = pd.concat([m.set_index("id")["pred"] for m in members], axis=1)
     first["pred"] = first["id"].map(preds.mean(axis=1)).round(2).values
+    first["model_digest"] = ensemble_digest([model_digest_of(m) for m in members])
     return first
 
 
@@ -26,7 +32,8 @@ def aggregate(
 ) -> tuple[pd.DataFrame, dict[str, object]]:
     """Merge shard predictions and score the held-out images.
 
-    Held-out images are the ``test`` subset when the model was trained on this
+    Every part must come from one model (its ``model_digest``; ValueError
+    otherwise). Held-out images are the ``test`` subset when the model was trained on this
     cohort, else every image. Scores are given against the (noisy) label and,
     where known, the true bone age; ``baseline`` predicts the training mean
     for the same images.
@@ -34,7 +41,7 @@ def aggregate(
     frame = (
         pd.concat(predictions, ignore_index=True)
         if predictions
-        else pd.DataFrame(columns=["id", "row", "sex", "boneage", "true_boneage", "pred"])
+        else pd.DataFrame(columns=PREDICTION_COLUMNS)
     )
     frame["id"] = frame["id"].astype(str)
     if split is not None:
@@ -48,6 +55,7 @@ def aggregate(
         held = held[held["label_status"].isin(TRAINABLE) | held["label_status"].isna()]
     result: dict[str, object] = {
         "held_out": "test subset" if trained_on_cohort else "all images",
+        "model_digest": model_digest_of(frame),  # the model the predictions came from
         "n_images": int(len(frame)),
         "label": metrics.breakdown(held, "boneage"),
         "subsets": {

@@ -97,6 +97,16 @@ def check_salt(name: str, spec: dict[str, Any]) -> str | None:
     return None
 
 
+def check_determinism(exp: dict[str, Any]) -> str | None:
+    """The problem with an experiment that asks for determinism it cannot have, else None."""
+    if exp.get("xla") and exp.get("deterministic", True):
+        return (
+            "xla: true cannot train deterministically (XLA has no deterministic MaxPool "
+            "gradient); set deterministic: false as well to use XLA"
+        )
+    return None
+
+
 def public_config(config: dict[str, Any]) -> dict[str, Any]:
     """The config as the report may show it: DICOM salts and folder paths left out.
 
@@ -170,6 +180,9 @@ def validate(
                 f"invalid configuration:\n  aggregate.ensembles.{name}: members must "
                 f"be experiments and the name must not be one (unknown: {unknown})"
             )
+    for name, exp in config["experiments"].items():
+        if (problem := check_determinism(exp)) is not None:
+            raise ConfigError(f"invalid configuration:\n  experiments.{name}: {problem}")
     unsafe = [p for name, spec in config["cohorts"].items() if (p := check_salt(name, spec))]
     if unsafe:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(unsafe))

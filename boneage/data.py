@@ -1,10 +1,13 @@
-"""tf.data pipelines that stream examples from shards.
+"""tf.data pipelines that feed training and validation from shards.
 
-Shards are read one at a time (shuffled shard order, then a shuffle buffer),
-so memory stays bounded by a few shards whatever the cohort size; when the
-selected examples fit in ``cache_mb`` they are cached after the first epoch.
-Augmentation runs on whole batches: a random affine warp (rotation, scale,
-shift) and brightness/contrast jitter.
+Training data (:class:`TrainingData`) is built per epoch from the seed and
+the epoch number alone, so a resumed run trains on the same batches as an
+uninterrupted one. A rank's examples are held in memory when they fit in
+``cache_mb`` (a fresh permutation each pass); otherwise shards are read one
+at a time (a per-epoch shard order, then a shuffle buffer), so memory stays
+bounded by a few shards whatever the cohort size. Augmentation runs on whole
+batches: a random affine warp (rotation, scale, shift) and
+brightness/contrast jitter, seeded per (epoch, step).
 """
 
 from __future__ import annotations
@@ -17,17 +20,6 @@ import numpy as np
 import tensorflow as tf
 
 from boneage.shards import read_shard, stored_size
-
-
-def _examples(
-    paths: Sequence[str], keep: set[str] | None, shuffle: bool, seed: int
-) -> Iterator[tuple[np.ndarray, np.float32, np.float32]]:
-    order = np.random.default_rng(seed).permutation(len(paths)) if shuffle else range(len(paths))
-    for i in order:
-        shard = read_shard(paths[i])
-        for j, sid in enumerate(shard.ids):
-            if keep is None or sid in keep:
-                yield shard.images[j], np.float32(shard.sex[j]), np.float32(shard.boneage[j])
 
 
 def warp(images: tf.Tensor, angle: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) -> tf.Tensor:
@@ -92,42 +84,166 @@ def make_dataset(
     image_size: int,
     batch_size: int,
     keep: set[str] | None = None,
-    training: bool = False,
-    augment: bool = True,
-    seed: int = 0,
-    cache_mb: float = 2048.0,
-    n_examples: int | None = None,
     rank_slice: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
-    """Batches of ``({"image", "sex"}, boneage)`` from shards.
+    """Batches of ``({"image", "sex"}, boneage)`` from shards, once, in order (validation).
 
     ``keep`` restricts to those study ids (a split subset); ``rank_slice``
-    (rank, size) keeps every size-th example for one rank. A training dataset
-    is shuffled, augmented (unless ``augment`` is False) and repeats forever
-    (take ``steps_per_epoch`` batches per epoch); others run once, in order.
-    ``seed`` fixes shard order, shuffle and augmentation.
+    (rank, size) keeps every size-th of them for one rank.
     """
     paths = [str(p) for p in paths]
     stored = stored_size(paths) or image_size
-    signature = (
-        tf.TensorSpec((stored, stored, 1), tf.uint8),
-        tf.TensorSpec((), tf.float32),
-        tf.TensorSpec((), tf.float32),
-    )
-    calls = [0]  # a new shard order on every pass over the data
+    picks = select_examples(paths, keep, rank_slice)
 
     def generate():
-        calls[0] += 1
-        return _examples(paths, keep, training, seed * 1000 + calls[0])
+        for path, rows in zip(paths, picks):
+            if len(rows):
+                shard = read_shard(path)
+                for j in rows:
+                    yield shard.images[j], np.float32(shard.sex[j]), np.float32(shard.boneage[j])
 
-    ds = tf.data.Dataset.from_generator(generate, output_signature=signature)
-    if rank_slice is not None:
-        ds = ds.shard(rank_slice[1], rank_slice[0])
-    if n_examples is not None and n_examples * stored * stored / 2**20 <= cache_mb:
-        ds = ds.cache()
-    if training:
-        ds = ds.shuffle(4096, seed=seed, reshuffle_each_iteration=True).repeat()
-    ds = ds.batch(batch_size)
+    ds = tf.data.Dataset.from_generator(generate, output_signature=_signature(stored, False))
+    ds = ds.batch(batch_size).map(
+        _to_inputs(stored, image_size), num_parallel_calls=tf.data.AUTOTUNE
+    )
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def select_examples(
+    paths: Sequence[str], keep: set[str] | None, rank_slice: tuple[int, int] | None
+) -> list[np.ndarray]:
+    """Per shard, the positions of the examples a rank reads.
+
+    ``keep``'s ids, then with ``rank_slice`` (rank, size) every size-th of them
+    counted over the shards in the order given: the same on every rank, so
+    the ranks' examples are disjoint and together all of them.
+    """
+    picks, seen = [], 0
+    for path in paths:
+        ids = read_shard(path, images=False).ids
+        rows = np.array([j for j, sid in enumerate(ids) if keep is None or sid in keep], np.int64)
+        if rank_slice is not None:
+            rank, size = rank_slice
+            rows = rows[(seen + np.arange(len(rows))) % size == rank]
+            seen += int(np.sum([keep is None or sid in keep for sid in ids]))
+        picks.append(rows)
+    return picks
+
+
+class TrainingData:
+    """One rank's training batches, epoch by epoch.
+
+    Epoch ``e``'s batches depend on ``(seed, e)`` alone (example order,
+    shuffle and augmentation), never on what ran before in the process: a
+    run resumed after epoch ``e - 1`` sees exactly the batches an
+    uninterrupted run would. When the rank's examples fit in ``cache_mb``
+    they are read once and each epoch draws a fresh permutation of all of
+    them; otherwise shards stream in a per-epoch order through a shuffle
+    buffer, so memory stays bounded by a few shards. An epoch is ``steps``
+    batches (None: endless); it wraps into a new pass when the rank's
+    examples run out.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        image_size: int,
+        batch_size: int,
+        seed: int,
+        keep: set[str] | None = None,
+        augment: bool = True,
+        steps: int | None = None,
+        rank_slice: tuple[int, int] | None = None,
+        cache_mb: float = 2048.0,
+    ) -> None:
+        self.paths = [str(p) for p in paths]
+        self.image_size, self.batch_size, self.seed = image_size, batch_size, seed
+        self.augment, self.steps = augment, steps
+        self.stored = stored_size(self.paths) or image_size
+        self.picks = select_examples(self.paths, keep, rank_slice)
+        self.n = int(sum(len(p) for p in self.picks))
+        if not self.n:
+            raise ValueError("this rank has no training examples")
+        fits = self.n * self.stored**2 / 2**20 <= cache_mb
+        self.memory = self._load() if fits else None
+
+    def _load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every picked example in memory: images, sex, labels."""
+        parts = []
+        for path, rows in zip(self.paths, self.picks):
+            if len(rows):
+                s = read_shard(path)
+                parts.append((s.images[rows], s.sex[rows], s.boneage[rows]))
+        images, sex, y = (np.concatenate(x) for x in zip(*parts))
+        return images, sex.astype(np.float32), y.astype(np.float32)
+
+    def _batches_in_memory(self, epoch: int) -> Iterator[tuple[np.ndarray, ...]]:
+        """Whole batches from the examples in memory, a fresh permutation per pass."""
+        images, sex, y = self.memory
+        queue, n_pass = np.empty(0, np.int64), 0
+        while True:
+            while len(queue) < self.batch_size:
+                rng = np.random.default_rng([self.seed, epoch, n_pass])
+                queue, n_pass = np.concatenate([queue, rng.permutation(self.n)]), n_pass + 1
+            take, queue = np.sort(queue[: self.batch_size]), queue[self.batch_size :]
+            yield images[take], sex[take], y[take]
+
+    def _streamed_examples(self, epoch: int) -> Iterator[tuple[np.ndarray, ...]]:
+        """Examples shard by shard, the shards in a per-epoch (and per-pass) order."""
+        n_pass = 0
+        while True:
+            rng = np.random.default_rng([self.seed, epoch, n_pass])
+            for k in rng.permutation(len(self.paths)):
+                if len(self.picks[k]):
+                    s = read_shard(self.paths[k])
+                    for j in self.picks[k]:
+                        yield s.images[j], np.float32(s.sex[j]), np.float32(s.boneage[j])
+            n_pass += 1
+
+    def epoch(self, epoch: int) -> tf.data.Dataset:
+        """The batches of epoch ``epoch`` (0-based)."""
+        if self.memory is not None:
+            ds = tf.data.Dataset.from_generator(
+                lambda: self._batches_in_memory(epoch),
+                output_signature=_signature(self.stored, True),
+            )
+        else:
+            ds = tf.data.Dataset.from_generator(
+                lambda: self._streamed_examples(epoch),
+                output_signature=_signature(self.stored, False),
+            )
+            shuffle_seed = int(np.random.default_rng([self.seed, epoch]).integers(2**31))
+            ds = ds.shuffle(4096, seed=shuffle_seed).batch(self.batch_size)
+        if self.steps is not None:
+            ds = ds.take(self.steps)
+        ds = ds.map(_to_inputs(self.stored, self.image_size), num_parallel_calls=tf.data.AUTOTUNE)
+        if self.augment:
+            first = epoch * 2**32  # every (epoch, step) its own augmentation
+            seed = self.seed
+            ds = tf.data.Dataset.zip((ds, tf.data.Dataset.counter(first))).map(
+                lambda xy, i: (
+                    {
+                        "image": augment_batch(xy[0]["image"], tf.stack([seed, i])),
+                        "sex": xy[0]["sex"],
+                    },
+                    xy[1],
+                ),
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _signature(stored: int, batched: bool) -> tuple[tf.TensorSpec, ...]:
+    lead = (None,) if batched else ()
+    return (
+        tf.TensorSpec(lead + (stored, stored, 1), tf.uint8),
+        tf.TensorSpec(lead, tf.float32),
+        tf.TensorSpec(lead, tf.float32),
+    )
+
+
+def _to_inputs(stored: int, image_size: int):
+    """Batch (uint8 images, sex, label) -> model inputs, resized when sizes differ."""
 
     def to_inputs(img, sex, y):
         x = tf.cast(img, tf.float32) / 255.0
@@ -135,14 +251,4 @@ def make_dataset(
             x = tf.image.resize(x, (image_size, image_size), antialias=True)
         return {"image": x, "sex": sex[:, None]}, y[:, None]
 
-    ds = ds.map(to_inputs, num_parallel_calls=tf.data.AUTOTUNE)
-    if training and augment:
-        counter = tf.data.Dataset.counter()
-        ds = tf.data.Dataset.zip((ds, counter)).map(
-            lambda xy, i: (
-                {"image": augment_batch(xy[0]["image"], tf.stack([seed, i])), "sex": xy[0]["sex"]},
-                xy[1],
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return to_inputs

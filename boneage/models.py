@@ -14,6 +14,7 @@ weights are random or read from a local file: nothing is downloaded.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 
@@ -184,3 +185,14 @@ def build_model(
 def load_model(path) -> keras.Model:
     """Load a saved boneage model (this module registers its custom layers)."""
     return keras.models.load_model(path)
+
+
+def weights_digest(model: keras.Model) -> str:
+    """A short hash of a model's weights, bit for bit: the model digest outputs record.
+
+    Ranks in step hold equal ones; a saved and reloaded model keeps its digest.
+    """
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(np.ascontiguousarray(w).tobytes())
+    return h.hexdigest()[:16]

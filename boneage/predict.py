@@ -13,7 +13,8 @@ from boneage.shards import read_shard
 
 log = logging.getLogger(__name__)
 
-PREDICTION_COLUMNS = ["id", "row", "sex", "boneage", "true_boneage", "pred"]
+#: Columns of a predictions table; ``model_digest`` names the model that made each row.
+PREDICTION_COLUMNS = ["id", "row", "sex", "boneage", "true_boneage", "pred", "model_digest"]
 
 
 def to_model_input(model, images: np.ndarray) -> np.ndarray:
@@ -44,11 +45,12 @@ def predict_shard(
 
     from boneage.data import tta_views
     from boneage.distribute import set_threads
-    from boneage.models import load_model
+    from boneage.models import load_model, weights_digest
 
     set_threads(threads)
     model = load_model(model_path) if isinstance(model_path, (str, os.PathLike)) else model_path
     shard = read_shard(shard_path)
+    digest = weights_digest(model)
     preds = np.zeros(len(shard), np.float32)
     progress = Progress(log, f"predict {os.path.basename(str(shard_path))}", len(shard))
     for i in range(0, len(shard), batch_size):
@@ -69,6 +71,7 @@ def predict_shard(
             "boneage": shard.boneage,
             "true_boneage": shard.true,
             "pred": np.round(preds, 2),
+            "model_digest": digest,
         },
         columns=PREDICTION_COLUMNS,
     )

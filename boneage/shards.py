@@ -11,6 +11,9 @@ A shard holds N accepted images of one cohort:
 ``ids``       list[str]            study ids (Zarr: group attribute)
 ============  ===================  ==========================================
 
+Each shard also stores a SHA-256 of its contents (``digest`` attribute): the
+cohort index lists it, and a trained model records the digests it saw.
+
 Zarr v3 (a directory ``*.zarr``) is the default; HDF5 (``*.h5``) by config.
 A Zarr shard is 5 files, whatever its size: ``images`` is chunked by
 :data:`CHUNK` images and the chunks are packed into one file by Zarr's
@@ -25,6 +28,7 @@ shard is either complete or absent.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,10 +64,24 @@ class Shard:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def digest(self) -> str:
+        """SHA-256 (hex) of what the shard holds: ids, labels, row numbers and pixels.
+
+        Stored with the shard when it is written (:func:`shard_digest` reads it
+        back); the cohort index lists it, so a model knows the data it saw.
+        """
+        h = hashlib.sha256("\n".join(self.ids).encode())
+        for name, dtype in (("sex", "u1"), ("boneage", "<f4"), ("true", "<f4"), ("row", "<i8")):
+            h.update(np.ascontiguousarray(getattr(self, name), dtype).tobytes())
+        h.update(str(self.images.shape).encode())
+        h.update(np.ascontiguousarray(self.images, np.uint8).tobytes())
+        return h.hexdigest()
+
 
 def write_shard(path: str | os.PathLike[str], shard: Shard) -> None:
     """Write ``shard`` atomically; the format follows the suffix (.zarr or .h5)."""
     path = Path(path)
+    digest = shard.digest()
     arrays = {
         "images": shard.images,
         "sex": shard.sex,
@@ -94,6 +112,7 @@ def write_shard(path: str | os.PathLike[str], shard: Shard) -> None:
             root.attrs["ids"] = list(shard.ids)
             root.attrs["count"] = n
             root.attrs["labels"] = list(LABELS)
+            root.attrs["digest"] = digest
     elif path.suffix == ".h5":
         import h5py
 
@@ -106,6 +125,7 @@ def write_shard(path: str | os.PathLike[str], shard: Shard) -> None:
             f.create_dataset(
                 "ids", data=np.array(shard.ids, dtype=object), dtype=h5py.string_dtype()
             )
+            f.attrs["digest"] = digest
     else:
         raise ValueError(f"unknown shard format for {path} (use .zarr or .h5)")
 
@@ -137,6 +157,21 @@ def read_shard(path: str | os.PathLike[str], images: bool = True) -> Shard:
             ids = [i.decode() if isinstance(i, bytes) else str(i) for i in f["ids"][...]]
     get.setdefault("images", np.zeros((0, 0, 0, 1), np.uint8))
     return Shard(ids=ids, **get)
+
+
+def shard_digest(path: str | os.PathLike[str]) -> str:
+    """The content digest written with a shard (:meth:`Shard.digest`), computed for older ones."""
+    path = Path(path)
+    if path.suffix == ".zarr":
+        import zarr
+
+        stored = zarr.open_group(str(path), mode="r").attrs.get("digest")
+    else:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            stored = f.attrs.get("digest")
+    return str(stored) if stored else read_shard(path).digest()
 
 
 def stored_size(paths: list[str]) -> int | None:

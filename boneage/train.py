@@ -9,15 +9,23 @@ after a linear warm-up. Rank 0 alone writes a checkpoint (weights and
 optimizer state) after every epoch, so a rerun resumes where a killed job
 stopped, plus ``history.tsv``, the best-validation ``model.keras`` and
 ``train.json``.
+
+A checkpoint belongs to one run: it is keyed by the digests of everything
+that determines the model (:mod:`boneage.provenance`). A rerun with other
+data, settings, starting weights, world size or software discards it and
+trains anew, and a finished run removes it. With ``deterministic`` (the
+default) the same inputs on the same machine give bit-identical weights,
+also when a killed run is resumed: each epoch's batches depend only on the
+seed and the epoch (:class:`boneage.data.TrainingData`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
 import os
+import shutil
 import socket
 import time
 from dataclasses import asdict, dataclass, replace
@@ -28,10 +36,11 @@ import numpy as np
 import pandas as pd
 
 from boneage.atomic import atomic_path, write_json, write_tsv
-from boneage.config import schema_default, section_defaults
+from boneage.config import check_determinism, schema_default, section_defaults
 from boneage.distribute import Distribution, configure_devices
 from boneage.log import Progress
 from boneage.manifest import TRAINABLE
+from boneage.provenance import differences, package_versions, run_key, training_inputs
 
 log = logging.getLogger(__name__)
 _EXP = section_defaults("experiments")  # the schema holds every default
@@ -62,6 +71,7 @@ class Experiment:
     train_censored: bool = section_defaults("labels")["train_censored"]
     precision: str = _EXP["precision"]  # or mixed_float16 (GPUs), mixed_bfloat16 (Ampere+, CPUs)
     xla: bool = _EXP["xla"]  # compile the forward and backward pass with XLA
+    deterministic: bool = _EXP["deterministic"]  # bit-identical reruns (TF op determinism)
 
     @classmethod
     def from_dict(cls, name: str, d: dict[str, Any]) -> "Experiment":
@@ -151,6 +161,22 @@ def set_precision(precision: str) -> str:
     return previous
 
 
+def set_determinism(on: bool) -> bool:
+    """Turn TensorFlow's op determinism on or off; returns the previous setting.
+
+    On, every op gives the same bits for the same inputs (TensorFlow picks
+    deterministic kernels and fixed reduction orders).
+    """
+    from tensorflow.python.framework import config  # its disable_ is not public API
+
+    previous = config.is_op_determinism_enabled()
+    if on:
+        config.enable_op_determinism()
+    else:
+        config.disable_op_determinism()
+    return previous
+
+
 def subset_ids(split: pd.DataFrame, subset: str, train_censored: bool = False) -> set[str]:
     """Study ids of one subset whose labels may train (exact, range, corrected[, censored])."""
     statuses = TRAINABLE + (("censored",) if train_censored else ())
@@ -191,14 +217,18 @@ def run_training(
 
     Returns the summary also written to ``out_dir/train.json``.
     """
+
+    if (problem := check_determinism(asdict(exp))) is not None:
+        raise ValueError(f"experiment {exp.name}: {problem}")
     dist = dist or Distribution()
     device = configure_devices(dist, threads)
     exp = resolve_batch_size(exp)  # after configure_devices: it builds a model
-    previous = set_precision(exp.precision)
+    previous = set_precision(exp.precision), set_determinism(exp.deterministic)
     try:
         return _train(exp, shards, split, out_dir, dist, device)
     finally:
-        set_precision(previous)
+        set_precision(previous[0])
+        set_determinism(previous[1])
 
 
 def _train(
@@ -213,15 +243,13 @@ def _train(
     import keras
     import tensorflow as tf
 
-    from boneage.data import make_dataset
+    from boneage.data import TrainingData, make_dataset
     from boneage.losses import loss_function
-    from boneage.models import build_model, load_model
-    from boneage.shards import read_shard
+    from boneage.models import build_model, load_model, weights_digest
+    from boneage.shards import read_shard, shard_digest
 
     out = Path(out_dir)
     ckpt_dir = out / "checkpoint"
-    if dist.is_chief:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(exp.seed + dist.rank)
 
     train_ids = subset_ids(split, "train", exp.train_censored)
@@ -229,35 +257,37 @@ def _train(
     meta = {p: read_shard(p, images=False) for p in shards}  # ids and labels, read once
     mean, sd, n_train = label_stats(meta, train_ids)
     mine, example_slice = rank_share(shards, dist)
-
-    def count(keep: set[str]) -> int:
-        return sum(sid in keep for p in mine for sid in meta[p].ids)
+    made_of = training_inputs(asdict(exp), [shard_digest(p) for p in shards], split, dist.size)
+    key = run_key(made_of)
 
     steps = max(1, math.ceil(n_train / (exp.batch_size * dist.size)))
-    train_ds = make_dataset(
+    train_data = TrainingData(
         mine,
         exp.image_size,
         exp.batch_size,
-        keep=train_ids,
-        training=True,
-        augment=exp.augment,
         seed=exp.seed + 7919 * dist.rank,
-        n_examples=count(train_ids),
+        keep=train_ids,
+        augment=exp.augment,
+        steps=steps,
         rank_slice=example_slice,
     )
-    val_ds = make_dataset(
-        mine, exp.image_size, 64, keep=val_ids, rank_slice=example_slice, n_examples=count(val_ids)
-    )
+    val_ds = make_dataset(mine, exp.image_size, 64, keep=val_ids, rank_slice=example_slice)
 
     state_file = ckpt_dir / "state.json"
+    state = checkpoint_state(state_file, key, made_of, exp.name, clear=dist.is_chief)
+    if dist.is_chief:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
     start_epoch, history = 0, []
-    if state_file.exists():
-        state = json.loads(state_file.read_text())
+    if state:
         model = load_model(ckpt_dir / "last.keras")
+        set_rng_state(model, state["rng"][dist.rank])
         optimizer = model.optimizer
         start_epoch, history = state["epoch"] + 1, state["history"]
         if dist.is_chief:
-            log.info(f"resuming {exp.name} after epoch {start_epoch}/{exp.epochs}")
+            log.info(
+                f"resuming {exp.name} after epoch {start_epoch}/{exp.epochs}: weights "
+                f"{weights_digest(model)}, optimizer step {int(optimizer.iterations)}"
+            )
     else:
         model = build_model(
             exp.backbone,
@@ -288,7 +318,6 @@ def _train(
             f"on {device}, {steps} steps/epoch, {exp.precision}"
             f"{', XLA' if exp.xla else ''}"
         )
-    batches = iter(train_ds)
     best = min((h["val_mae"] for h in history), default=float("inf"))
     for epoch in range(start_epoch, exp.epochs):
         lr = learning_rate(exp, epoch, dist.size)
@@ -298,8 +327,8 @@ def _train(
             Progress(log, f"epoch {epoch + 1}/{exp.epochs}", steps) if dist.is_chief else None
         )
         losses = []
-        for s in range(steps):
-            losses.append(float(train_step(*next(batches))))
+        for s, batch in enumerate(train_data.epoch(epoch)):
+            losses.append(float(train_step(*batch)))
             if progress:
                 progress.update(s + 1, " steps", f"loss {np.mean(losses[-50:]):.3f}")
         dist.sync(model.non_trainable_variables)  # BatchNorm statistics of all ranks' batches
@@ -319,6 +348,7 @@ def _train(
             "images_per_s": round(steps * exp.batch_size * dist.size / seconds, 1),
         }
         history.append(row)
+        rng = dist.gather(rng_state(model))  # every rank's dropout generator
         if dist.is_chief:
             log.info(
                 f"epoch {epoch + 1}/{exp.epochs} loss {row['loss']:.3f} val_mae "
@@ -328,7 +358,10 @@ def _train(
                 best = val_mae
                 save_keras(model.save_weights, ckpt_dir / "best.weights.h5")
             save_keras(model.save, ckpt_dir / "last.keras")
-            write_json(state_file, {"epoch": epoch, "history": history})
+            write_json(
+                state_file,
+                {"epoch": epoch, "history": history, "key": key, "inputs": made_of, "rng": rng},
+            )
 
     # Where each rank ran, and a digest of its final weights: equal on every rank.
     places = dist.gather((socket.gethostname(), weights_digest(model)))
@@ -345,22 +378,57 @@ def _train(
         "best_val_mae": best,
         "epochs_run": len(history),
         "train_seconds": round(sum(h["seconds"] for h in history), 1),
+        "inputs": made_of,  # digests of what made the model (boneage.provenance)
+        "run_key": key,
+        "versions": package_versions(),
     }
     if dist.is_chief:
         if (ckpt_dir / "best.weights.h5").exists():
             model.load_weights(ckpt_dir / "best.weights.h5")
+        summary["model_digest"] = weights_digest(model)  # what predictions record
         save_keras(model.save, out / "model.keras")
         write_tsv(out / "history.tsv", pd.DataFrame(history))
         write_json(out / "train.json", summary)
+        shutil.rmtree(ckpt_dir)  # finished: nothing a later run could resume
     return summary
 
 
-def weights_digest(model) -> str:
-    """A short hash of a model's weights, bit for bit (ranks in step hold equal ones)."""
-    h = hashlib.sha256()
-    for w in model.get_weights():
-        h.update(np.ascontiguousarray(w).tobytes())
-    return h.hexdigest()[:16]
+def rng_state(model) -> dict[str, list[int]]:
+    """The states of a model's Keras seed generators (its dropout masks).
+
+    ``model.save`` does not keep them; a checkpoint does, so a resumed run
+    draws the masks an uninterrupted one would.
+    """
+    return {v.path: np.asarray(v).tolist() for v in model.variables if "seed_generator" in v.path}
+
+
+def set_rng_state(model, state: dict[str, list[int]]) -> None:
+    """Restore :func:`rng_state`."""
+    for v in model.variables:
+        if v.path in state:
+            v.assign(np.asarray(state[v.path], dtype=v.dtype))
+
+
+def checkpoint_state(
+    state_file: Path, key: str, inputs: dict[str, Any], name: str, clear: bool
+) -> dict[str, Any] | None:
+    """The saved state of this run's checkpoint, or None to train from scratch.
+
+    A checkpoint whose key differs (another run's data, settings, weights,
+    world size or software) is discarded with a log line that says why; the
+    chief (``clear``) removes its files.
+    """
+    try:
+        state = json.loads(state_file.read_text())
+    except FileNotFoundError:  # none, or the chief has just discarded it
+        return None
+    if state.get("key") == key:
+        return state
+    if clear:
+        why = ", ".join(differences(state.get("inputs"), inputs))
+        log.info(f"{name}: discarding the checkpoint of another run ({why} differ): training anew")
+        shutil.rmtree(state_file.parent)
+    return None
 
 
 def save_keras(save, path: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,7 @@ pytestmark = pytest.mark.slow
 
 
 def test_predict_and_aggregate(tmp_path, tiny_shards):
-    from boneage.models import build_model
+    from boneage.models import build_model, load_model
     from boneage.predict import PREDICTION_COLUMNS, predict_shard
 
     paths, split = tiny_shards
@@ -23,6 +25,18 @@ def test_predict_and_aggregate(tmp_path, tiny_shards):
     assert result["label"]["all"]["n"] == (split["subset"] == "test").sum()
     assert "true" in result and result["baseline"]["train_mean"] == 100.0
     assert set(frame["subset"]) <= {"train", "val", "test"}
+    # Every row and the metrics name the model they came from: its weights' digest.
+    digest = hashlib.sha256(
+        b"".join(
+            np.ascontiguousarray(w).tobytes()
+            for w in load_model(tmp_path / "m.keras").get_weights()
+        )
+    ).hexdigest()[:16]
+    assert set(frame["model_digest"]) == {digest} and result["model_digest"] == digest
+    # Parts made by two models are never scored together.
+    preds[0]["model_digest"] = "0" * 16
+    with pytest.raises(ValueError, match="2 different models"):
+        aggregate(preds, split, train_mean=100.0, trained_on_cohort=True)
 
 
 def test_aggregate_other_cohort_uses_all_images():

@@ -11,10 +11,22 @@ import pytest
 
 from boneage.aggregate import aggregate
 from boneage.atomic import read_tsv, write_json, write_tsv
+from boneage.config import validate
 from boneage.report.build import build_report
 from boneage.report.summary import summary_rows
 
 EVIL = "<script>alert(1)</script>"
+
+
+#: The run config of :func:`_fake_results` (one cohort, one experiment), defaults filled in.
+FAKE_RUN = validate(
+    {
+        "cohorts": {"c1": {"source": "synthetic", "n": 60}},
+        "train_cohorts": ["c1"],
+        "experiments": {"e1": {}},
+        "predict": {"calibrate": False},
+    }
+)
 
 
 def _fake_results(root):
@@ -29,6 +41,7 @@ def _fake_results(root):
             "boneage": true + rng.normal(0, 6, n),
             "true_boneage": true,
             "pred": true + rng.normal(0, 8, n),
+            "model_digest": "5eed0000000000d1",
         }
     )
     split = pd.DataFrame(
@@ -50,6 +63,7 @@ def _fake_results(root):
         }
     )
     write_tsv(root / "cohorts/c1/manifest.tsv", manifest)
+    write_json(root / "cohorts/c1/index.json", {"shards": []})
     write_tsv(
         root / "models/e1/history.tsv",
         pd.DataFrame({"epoch": [1, 2], "loss": [30.0, 20.0], "val_mae": [25.0, 18.0]}),
@@ -63,6 +77,13 @@ def _fake_results(root):
             "world_size": 1,
             "best_val_mae": 18.0,
             "train_seconds": 3.0,
+            "model_digest": "5eed0000000000d1",
+            "inputs": {
+                "settings": "a" * 64,
+                "data": "b" * 64,
+                "weights": "random",
+                "world_size": 1,
+            },
         },
     )
 
@@ -76,7 +97,7 @@ def test_report_is_self_contained_and_escaped(tmp_path):
     build_report(
         tmp_path / "results",
         tmp_path / "benchmarks",
-        json.dumps({"report": {"title": f"T {EVIL}"}}),
+        json.dumps({**FAKE_RUN, "report": {"title": f"T {EVIL}"}}),
         out,
     )
     html = out.read_text()
@@ -109,7 +130,11 @@ def test_review_lists_the_configured_count_and_the_earlier_corrections(tmp_path)
         f'"{EVIL}",update,150.0,Dr. A,2026-05-01,"re-read, atlas"\n'
         "b,delete,,Dr. B,2026-05-02,\n"
     )
-    config = {"report": {"review_cases": 7}, "cohorts": {"c1": {"corrections": str(sheet)}}}
+    config = {
+        **FAKE_RUN,
+        "report": {"review_cases": 7},
+        "cohorts": {"c1": {**FAKE_RUN["cohorts"]["c1"], "corrections": str(sheet)}},
+    }
     out = tmp_path / "report.html"
     build_report(tmp_path / "results", tmp_path / "benchmarks", json.dumps(config), out)
     html = out.read_text()
@@ -124,10 +149,29 @@ def test_review_lists_the_configured_count_and_the_earlier_corrections(tmp_path)
     assert 'data-columns="id,action,boneage_months,reviewer,date,note"' in html
 
 
+def test_provenance_names_each_model_and_flags_metrics_of_another_model(tmp_path):
+    from boneage.atomic import load_json
+
+    results = tmp_path / "results"
+    _fake_results(results)
+    out = tmp_path / "report.html"
+    build_report(results, tmp_path / "benchmarks", json.dumps(FAKE_RUN), out)
+    row = re.search(r'<tr data-model="e1">(.*?)</tr>', out.read_text(), re.S).group(1)
+    assert "5eed0000000000d1" in row and "aaaaaaaaaaaa" in row and "bbbbbbbbbbbb" in row
+    assert "c1: current" in row and "STALE" not in row
+    # A model retrained after the metrics were made: the metrics are flagged.
+    summary = load_json(results / "models/e1/train.json")
+    write_json(results / "models/e1/train.json", {**summary, "model_digest": "0therm0de1000000"})
+    build_report(results, tmp_path / "benchmarks", json.dumps(FAKE_RUN), out)
+    row = re.search(r'<tr class="stale" data-model="e1">(.*?)</tr>', out.read_text(), re.S).group(1)
+    assert "c1: STALE, made by model 5eed0000000000d1" in row
+
+
 def test_summary_rows(tmp_path):
     _fake_results(tmp_path / "results")
     (row,) = summary_rows(tmp_path / "results")
     assert row["cohort"] == "c1" and row["ratio"] < 0.5
+    assert row["model_digest"] == "5eed0000000000d1" and row["stale"] is False
 
 
 def test_memory_plans_from_the_calibration():
@@ -165,7 +209,7 @@ def test_model_card_counts_training_data_and_names_what_was_not_tested(tmp_path)
     )
     split = pd.DataFrame({"id": ids, "patient": ids, "subset": ["train", "val", "test"]})
     write_tsv(results / "cohorts/c1/split.tsv", split)
-    [card] = model_cards(collect(results, tmp_path / "none"), results, ["c1"])
+    [card] = model_cards(collect(FAKE_RUN, results, tmp_path / "none"), results, ["c1"])
     assert card["name"] == "e1" and card["training"]["subsets"] == {"train": 1, "val": 1, "test": 1}
     assert card["training"]["by_sex"] == {"F": 1, "M": 1}  # train + val only
     assert card["training"]["by_band"]["2-6 y"] == 1 and card["training"]["by_band"]["6-10 y"] == 1

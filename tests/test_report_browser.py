@@ -15,7 +15,7 @@ from pathlib import Path
 import browser
 import pytest
 from selenium.webdriver.common.by import By
-from test_report import _fake_results
+from test_report import FAKE_RUN, _fake_results
 
 from boneage.report.build import build_report
 
@@ -53,7 +53,7 @@ def _console(stderr: str) -> list[str]:
 def test_report_in_headless_chromium(tmp_path):
     _fake_results(tmp_path / "results")
     report = tmp_path / "report.html"
-    build_report(tmp_path / "results", tmp_path / "benchmarks", json.dumps({}), report)
+    build_report(tmp_path / "results", tmp_path / "benchmarks", json.dumps(FAKE_RUN), report)
 
     dom = _chromium(report, tmp_path / "profile", "--dump-dom")
     assert dom.returncode == 0, dom.stderr[-2000:]
@@ -80,7 +80,7 @@ def test_report_in_headless_chromium(tmp_path):
 def test_the_check_catches_a_broken_image(tmp_path):
     _fake_results(tmp_path / "results")
     report = tmp_path / "report.html"
-    build_report(tmp_path / "results", tmp_path / "benchmarks", json.dumps({}), report)
+    build_report(tmp_path / "results", tmp_path / "benchmarks", json.dumps(FAKE_RUN), report)
     html = report.read_text().replace(
         '<h2 id="overview">',
         '<img src="data:image/png;base64,AAAA" alt="bad"><h2 id="overview">',

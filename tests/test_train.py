@@ -1,4 +1,4 @@
-"""Training on tiny shards: outputs, learning rate, resume after a kill."""
+"""Training on tiny shards: outputs, learning rate, checkpoints that belong to one run."""
 
 from __future__ import annotations
 
@@ -20,26 +20,53 @@ def test_learning_rate_schedule():
     assert all(a >= b for a, b in zip(rates[2:], rates[3:]))
 
 
-def test_train_writes_outputs_and_resumes(tmp_path, tiny_shards):
+def test_a_finished_run_leaves_nothing_a_changed_rerun_could_resume(tmp_path, tiny_shards):
+    """More epochs in the same folder train anew and equal a clean run of those settings."""
+    from boneage.models import load_model, weights_digest
     from boneage.train import run_training
 
     paths, split = tiny_shards
     exp = Experiment("tiny", image_size=32, epochs=1, batch_size=8)
-    first = run_training(exp, paths, split, str(tmp_path), threads=1)
+    first = run_training(exp, paths, split, str(tmp_path / "run"), threads=1)
     assert first["epochs_run"] == 1
-    state = json.loads((tmp_path / "checkpoint" / "state.json").read_text())
-    assert state["epoch"] == 0
-    epoch1 = pd.read_csv(tmp_path / "history.tsv", sep="\t").iloc[0]
-    # A rerun with more epochs (or after a kill) continues from the checkpoint.
+    assert not (tmp_path / "run" / "checkpoint").exists()  # nothing left to resume
+    assert first["model_digest"] == weights_digest(load_model(tmp_path / "run" / "model.keras"))
+    assert first["n_train"] == (split["subset"] == "train").sum()
+
     exp.epochs = 3
-    second = run_training(exp, paths, split, str(tmp_path), threads=1)
-    history = pd.read_csv(tmp_path / "history.tsv", sep="\t")
+    again = run_training(exp, paths, split, str(tmp_path / "run"), threads=1)
+    clean = run_training(exp, paths, split, str(tmp_path / "clean"), threads=1)
+    history = pd.read_csv(tmp_path / "run" / "history.tsv", sep="\t")
     assert list(history["epoch"]) == [1, 2, 3]
-    assert second["epochs_run"] == 3
-    assert history.loc[0, "loss"] == pytest.approx(epoch1["loss"])  # epoch 1 was not redone
-    assert (tmp_path / "model.keras").is_file()
-    summary = json.loads((tmp_path / "train.json").read_text())
-    assert summary["n_train"] == (split["subset"] == "train").sum()
+    assert again["model_digest"] == clean["model_digest"] != first["model_digest"]
+    assert (
+        again["inputs"] == clean["inputs"]
+        and again["inputs"]["settings"] != first["inputs"]["settings"]
+    )
+    assert weights_digest(load_model(tmp_path / "run" / "model.keras")) == clean["model_digest"]
+
+
+def test_a_checkpoint_of_other_inputs_is_discarded_with_the_reason(tmp_path, caplog):
+    from boneage.provenance import run_key
+    from boneage.train import checkpoint_state
+
+    mine = {"settings": "s1", "data": "d1", "weights": "random", "world_size": 1, "versions": "v"}
+    other = {**mine, "data": "d0", "world_size": 2}
+    ckpt = tmp_path / "checkpoint"
+    ckpt.mkdir()
+    (ckpt / "last.keras").write_bytes(b"old model")
+    state = {"epoch": 4, "history": [], "key": run_key(other), "inputs": other}
+    (ckpt / "state.json").write_text(json.dumps(state))
+    assert checkpoint_state(ckpt / "state.json", run_key(mine), mine, "e", clear=False) is None
+    assert (ckpt / "last.keras").exists()  # only the chief removes it
+    with caplog.at_level("INFO", logger="boneage.train"):
+        assert checkpoint_state(ckpt / "state.json", run_key(mine), mine, "e", clear=True) is None
+    assert not ckpt.exists()
+    assert "discarding the checkpoint of another run (data, world_size differ)" in caplog.text
+    # Its own checkpoint is resumed.
+    ckpt.mkdir()
+    (ckpt / "state.json").write_text(json.dumps({**state, "key": run_key(mine)}))
+    assert checkpoint_state(ckpt / "state.json", run_key(mine), mine, "e", clear=True)["epoch"] == 4
 
 
 @pytest.mark.parametrize("precision,xla", [("mixed_bfloat16", True), ("mixed_float16", False)])
@@ -52,7 +79,15 @@ def test_mixed_precision_and_xla(tmp_path, tiny_shards, precision, xla):
     from boneage.train import run_training
 
     paths, split = tiny_shards
-    exp = Experiment("mp", image_size=32, epochs=1, batch_size=8, precision=precision, xla=xla)
+    exp = Experiment(
+        "mp",
+        image_size=32,
+        epochs=1,
+        batch_size=8,
+        precision=precision,
+        xla=xla,
+        deterministic=False,
+    )
     summary = run_training(exp, paths, split, str(tmp_path), threads=1)
     assert keras.config.dtype_policy().name == "float32"  # restored after training
     assert np.isfinite(pd.read_csv(tmp_path / "history.tsv", sep="\t")["loss"]).all()

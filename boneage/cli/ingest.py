@@ -65,12 +65,18 @@ def cmd_shard(a: argparse.Namespace) -> None:
 def cmd_index(a: argparse.Namespace) -> None:
     """Merge shard verdicts into the manifest and cohort index."""
     from boneage.manifest import finalise, summarise
+    from boneage.shards import shard_digest
 
     manifest = finalise(read_tsv(a.rows), [read_tsv(p) for p in a.qc])
     write_tsv(a.manifest, manifest)
     counts = manifest[manifest.status == "accepted"].groupby("shard").size()
     shards = [
-        {"shard": Path(p).stem, "path": p, "images": int(counts.get(Path(p).stem, 0))}
+        {
+            "shard": Path(p).stem,
+            "path": p,
+            "images": int(counts.get(Path(p).stem, 0)),
+            "digest": shard_digest(p),  # what the shard holds: a model records it
+        }
         for p in a.shards
     ]
     write_json(a.index, {"shards": shards, "summary": summarise(manifest)})

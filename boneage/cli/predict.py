@@ -113,13 +113,19 @@ def cmd_aggregate(a: argparse.Namespace) -> None:
 def cmd_ensemble(a: argparse.Namespace) -> None:
     """Average experiments' predictions and score a cohort."""
     from boneage.aggregate import ensemble_predictions
+    from boneage.provenance import model_digest_of
 
     means = [load_json(p)["train_mean"] for p in a.train_summaries]
+    members = [read_tsv(p) for p in a.members]
     result = _score(
         a,
-        [ensemble_predictions([read_tsv(p) for p in a.members])],
+        [ensemble_predictions(members)],
         sum(means) / len(means),
-        {"experiment": a.name, "members": a.member_names},
+        {
+            "experiment": a.name,
+            "members": a.member_names,
+            "member_digests": [model_digest_of(m) for m in members],
+        },
     )
     print(
         f"ensemble {a.name} on {a.cohort}: held-out MAE "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.metadata
 import json
 import os
 import platform
@@ -13,12 +12,12 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from boneage import __version__
 from boneage.atomic import load_json, write_text
 from boneage.config import public_config, section_defaults
 from boneage.corrections import COLUMNS as CORRECTION_COLUMNS
 from boneage.manifest import REASONS, summarise
 from boneage.metrics import WITHIN_MONTHS
+from boneage.provenance import INPUT_PARTS, ensemble_digest, package_versions, short
 from boneage.report import plots
 from boneage.report.chrono import chrono_comparison
 from boneage.report.collect import RunResults, collect
@@ -31,29 +30,6 @@ from boneage.report.review import (
 )
 
 LABEL_STATUSES = ("exact", "range", "censored", "missing", "unparseable", "corrected", "unlabelled")
-PACKAGES = (
-    "tensorflow-cpu",
-    "keras",
-    "horovod",
-    "snakemake",
-    "zarr",
-    "h5py",
-    "numpy",
-    "pandas",
-    "pillow",
-    "mpi4py",
-)
-
-
-def versions() -> dict[str, str]:
-    """Installed versions of the packages that shape results."""
-    out = {"boneage": __version__, "python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def git_commit() -> str:
@@ -152,6 +128,45 @@ def experiment_table(run: RunResults) -> list[dict[str, Any]]:
     return rows
 
 
+def provenance(run: RunResults, ensembles: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Per model: its digest and its inputs' digests; per cohort, whether the metrics match.
+
+    A metrics file whose model digest differs from the current model's (an
+    ensemble's: from its members') was made by another model: ``stale``.
+    """
+    rows = []
+    for name in sorted({x for x, _ in run.metrics} | set(run.train)):
+        t = run.train.get(name, {})
+        if name in ensembles:
+            digest = ensemble_digest(
+                [run.train.get(m, {}).get("model_digest") for m in ensembles[name]]
+            )
+        else:
+            digest = t.get("model_digest")
+        cohorts = [
+            {
+                "cohort": c,
+                "model_digest": m.get("model_digest"),
+                "stale": m.get("model_digest") != digest,
+            }
+            for (x, c), m in sorted(run.metrics.items())
+            if x == name
+        ]
+        rows.append(
+            {
+                "name": name,
+                "model_digest": digest,
+                "members": ensembles.get(name),
+                "inputs": t.get("inputs", {}),
+                "tensorflow": t.get("versions", {}).get("tensorflow")
+                or t.get("versions", {}).get("tensorflow-cpu"),
+                "cohorts": cohorts,
+                "stale": any(c["stale"] for c in cohorts),
+            }
+        )
+    return rows
+
+
 def where_planned(cluster: dict, executor: str = "") -> dict:
     """The executor the workflow ran under, and the node it planned jobs for.
 
@@ -207,9 +222,9 @@ def build_report(
     ``config_json`` is the run's resolved config (a JSON file); ``run_info``
     (JSON) says what memory each step asked for; where it ran is found here.
     """
-    run = collect(results, benchmarks)
-    results = Path(results)
     config = load_json(config_json)
+    run = collect(config, str(results), str(benchmarks))
+    results = Path(results)
     info = {**where_planned(config.get("cluster", {}), executor), **json.loads(run_info)}
     settings = {**section_defaults("report"), **config.get("report", {})}
     qc, review, chrono = {}, {}, {}
@@ -277,7 +292,7 @@ def build_report(
         within=WITHIN_MONTHS,
         label_statuses=LABEL_STATUSES,
         steps=steps,
-        versions=versions(),
+        versions=package_versions(),
         commit=git_commit(),
         config=json.dumps(public_config(config), indent=2),
         host=platform.node(),
@@ -285,6 +300,9 @@ def build_report(
         memory=memory,
         chrono=chrono,
         cards=model_cards(run, results, config.get("train_cohorts", [])),
+        provenance=provenance(run, config.get("aggregate", {}).get("ensembles", {})),
+        input_parts=INPUT_PARTS,
+        short=short,
         bands=BANDS,
     )
     write_text(out, html)

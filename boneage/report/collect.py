@@ -1,4 +1,4 @@
-"""Gather what the report shows from the workflow's output folders (no TensorFlow)."""
+"""Gather what the report shows: exactly the files the run's config names (no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from boneage.atomic import read_tsv
 
 @dataclass
 class RunResults:
-    """Everything under ``results/`` and ``benchmarks/`` that the report uses."""
+    """Everything under ``results/`` and ``benchmarks/`` that the report uses (keyed by name)."""
 
     manifests: dict[str, pd.DataFrame] = field(default_factory=dict)
     histories: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -26,33 +26,104 @@ class RunResults:
     calibration: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def collect(results: str | os.PathLike[str], benchmarks: str | os.PathLike[str]) -> RunResults:
-    """Read manifests, training histories, metrics, predictions and benchmark files."""
-    res, out = Path(results), RunResults()
-    for p in sorted(res.glob("cohorts/*/manifest.tsv")):
+def report_files(
+    config: dict[str, Any], results: str = "results", benchmarks: str = "benchmarks"
+) -> dict[str, list[str]]:
+    """Every file the report reads, by kind: the report rule declares them all.
+
+    Derived from the run's config alone (no globbing), so a file an earlier
+    config left behind never reaches a new report. The per-shard benchmark
+    files (shard and predict jobs, thousands at cohort scale) are not
+    declared: they are read for exactly the shards the declared indexes list
+    (see :func:`shard_benchmarks`), and their jobs rerun whenever a declared
+    input changes.
+    """
+    r, b = results, benchmarks
+    cohorts = list(config["cohorts"])
+    experiments = list(config["experiments"])
+    scored = experiments + list(config.get("aggregate", {}).get("ensembles", {}))
+    ensembles = scored[len(experiments) :]
+    calibrating = bool(config.get("predict", {}).get("calibrate"))
+    per_cohort = ("manifest", "index", "split")
+    return {
+        "manifests": [f"{r}/cohorts/{c}/manifest.tsv" for c in cohorts],
+        "rows": [f"{r}/cohorts/{c}/rows.tsv" for c in cohorts],
+        "indexes": [f"{r}/cohorts/{c}/index.json" for c in cohorts],
+        "splits": [f"{r}/cohorts/{c}/split.tsv" for c in cohorts],
+        "train": [f"{r}/models/{e}/train.json" for e in experiments],
+        "histories": [f"{r}/models/{e}/history.tsv" for e in experiments],
+        "calibrations": [f"{r}/models/{e}/calibration.json" for e in experiments]
+        if calibrating
+        else [],
+        "metrics": [f"{r}/metrics/{s}/{c}.json" for s in scored for c in cohorts],
+        "predictions": [f"{r}/predictions/{s}/{c}.tsv" for s in scored for c in cohorts],
+        "saliency": [f"{r}/saliency/{e}/{c}.npz" for e in experiments for c in cohorts],
+        "benchmarks": [f"{b}/{step}/{c}.tsv" for step in per_cohort for c in cohorts]
+        + [f"{b}/{step}/{e}.tsv" for step in ("profile", "train") for e in experiments]
+        + ([f"{b}/calibrate/{e}.tsv" for e in experiments] if calibrating else [])
+        + [
+            f"{b}/{step}/{e}/{c}.tsv"
+            for step in ("aggregate", "saliency")
+            for e in experiments
+            for c in cohorts
+        ]
+        + [f"{b}/ensemble/{e}/{c}.tsv" for e in ensembles for c in cohorts],
+    }
+
+
+def shard_benchmarks(
+    config: dict[str, Any], indexes: dict[str, dict[str, Any]], benchmarks: str = "benchmarks"
+) -> list[str]:
+    """Benchmark files of the shard and predict jobs of the shards the indexes list."""
+    from boneage.plan import RunPlan
+
+    plan = RunPlan(config, lambda: None)
+    files = []
+    for cohort, index in indexes.items():
+        shards = [s["shard"] for s in index["shards"]]
+        files += [f"{benchmarks}/shard/{cohort}/{s}.tsv" for s in shards]
+        for e in config["experiments"]:
+            files += [
+                f"{benchmarks}/predict/{e}/{cohort}/{p}.tsv" for p in plan.prediction_parts(shards)
+            ]
+    return files
+
+
+def collect(
+    config: dict[str, Any], results: str = "results", benchmarks: str = "benchmarks"
+) -> RunResults:
+    """Read exactly the files :func:`report_files` names (and the shards' benchmarks)."""
+    files = report_files(config, str(results), str(benchmarks))
+    out = RunResults()
+    for p in map(Path, files["manifests"]):
         out.manifests[p.parent.name] = read_tsv(p)
-    for p in sorted(res.glob("models/*/train.json")):
-        out.train[p.parent.name] = json.loads(p.read_text())
-        cal = p.parent / "calibration.json"
-        if cal.exists():
-            out.calibration[p.parent.name] = json.loads(cal.read_text())
-        hist = p.parent / "history.tsv"
-        if hist.exists():
-            out.histories[p.parent.name] = read_tsv(hist)
-    for p in sorted(res.glob("metrics/*/*.json")):
-        out.metrics[(p.parent.name, p.stem)] = json.loads(p.read_text())
-        pred = res / "predictions" / p.parent.name / f"{p.stem}.tsv"
-        if pred.exists():
-            out.predictions[(p.parent.name, p.stem)] = read_tsv(pred)
-    out.benchmarks = read_benchmarks(benchmarks)
+    for kind, target in (("train", out.train), ("calibrations", out.calibration)):
+        for p in map(Path, files[kind]):
+            target[p.parent.name] = json.loads(p.read_text())
+    for p in map(Path, files["histories"]):
+        out.histories[p.parent.name] = read_tsv(p)
+    for m, t in zip(map(Path, files["metrics"]), files["predictions"]):
+        out.metrics[(m.parent.name, m.stem)] = json.loads(m.read_text())
+        out.predictions[(m.parent.name, m.stem)] = read_tsv(t)
+    indexes = {Path(p).parent.name: json.loads(Path(p).read_text()) for p in files["indexes"]}
+    timed = files["benchmarks"] + shard_benchmarks(config, indexes, str(benchmarks))
+    out.benchmarks = read_benchmarks(benchmarks, timed)
     return out
 
 
-def read_benchmarks(folder: str | os.PathLike[str]) -> pd.DataFrame:
-    """Snakemake ``benchmark:`` files as one table: step, target, seconds, max_rss (MB)."""
+def read_benchmarks(folder: str | os.PathLike[str], paths: list[str] | None = None) -> pd.DataFrame:
+    """Snakemake ``benchmark:`` files (``paths`` under ``folder``; None: all) as one table.
+
+    Columns: step, target, seconds, max_rss (MB). A file not there (a job
+    that has not run under this name) is left out.
+    """
     rows = []
     root = Path(folder)
-    for p in sorted(root.rglob("*.tsv")) if root.exists() else []:
+    if paths is None:
+        paths = sorted(map(str, root.rglob("*.tsv"))) if root.exists() else []
+    for p in map(Path, paths):
+        if not p.exists():
+            continue
         try:
             b = pd.read_csv(p, sep="\t")
         except (pd.errors.ParserError, pd.errors.EmptyDataError):

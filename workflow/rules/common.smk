@@ -5,6 +5,7 @@ import os
 
 from boneage.config import validate as validate_config
 from boneage.plan import RunPlan
+from boneage.report.collect import report_files
 from boneage.resources import Node, machine_memory_mb
 
 # The package's validator fills defaults and names each bad key (dotted path);
@@ -89,6 +90,7 @@ SCORED = EXPERIMENTS + list(ENSEMBLES)  # models whose metrics the report shows
 SHARD = PLAN.shard_path
 PREDICT_ARGS = PLAN.predict_args()
 PREDICT_SIZING = PLAN.predict_inputs()  # the file predict jobs are sized by
+REPORT_INPUTS = report_files(config)  # every file the report reads
 
 
 def get_executor(wildcards):

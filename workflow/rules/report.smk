@@ -22,19 +22,11 @@ rule saliency:
 
 
 rule report:
+    # Every file the report reads (boneage.report.collect.report_files): nothing
+    # it shows comes from a file this config does not make.
     input:
+        unpack(lambda wildcards: REPORT_INPUTS),
         config="results/config/run.json",
-        metrics=expand(
-            "results/metrics/{experiment}/{cohort}.json",
-            experiment=SCORED,
-            cohort=COHORTS,
-        ),
-        manifests=expand("results/cohorts/{cohort}/manifest.tsv", cohort=COHORTS),
-        saliency=expand(
-            "results/saliency/{experiment}/{cohort}.npz",
-            experiment=EXPERIMENTS,
-            cohort=COHORTS,
-        ),
     output:
         report(
             "results/report.html",
