@@ -1,8 +1,8 @@
 """Measure image QC on real and synthetic films, side by side; exit 1 on a miss.
 
-* real hands (``../shared/data/real-hands``), as stored and inverted: every one
+* real hands (``tests/data/real-hands``), as stored and inverted: every one
   must be accepted with the right polarity;
-* real non-hand radiographs (``../shared/data/real-nonhand``, chest films), as
+* real non-hand radiographs (``tests/data/real-nonhand``, chest films), as
   stored and inverted: every one must be rejected as ``no_hand``;
 * pydicom's sample images of other modalities (CT, MR, ultrasound, bone scan),
   judged by their pixels alone and with their DICOM header: held out, never
@@ -26,7 +26,7 @@ from boneage.imageio import decode
 from boneage.qc import check
 from boneage.synth.cohort import render_study, sample_studies
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED = Path(__file__).resolve().parents[1] / "tests" / "data"  # copies of ../shared/data
 OTHER_MODALITIES = [
     "CT_small.dcm",
     "MR_small.dcm",
@@ -61,10 +61,10 @@ def synthetic(n: int, seed: int) -> Counter:
 
 
 def real_films(folder: Path) -> list[Path]:
-    """The films of a shared/data folder; exits when the folder is missing."""
+    """The films of a tests/data folder; exits when the folder is missing."""
     files = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".png", ".jpg"))
     if not files:
-        sys.exit(f"qc_accuracy: no films in {folder} (../shared must be beside the clone)")
+        sys.exit(f"qc_accuracy: no films in {folder} (see tests/data/README.md)")
     return files
 
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from boneage.atomic import file_stamp, looks_like_wildcard
+from boneage.atomic import file_stamp, folder_stamp, looks_like_wildcard
 from boneage.resources import (
     Node,
     NodePlan,
@@ -74,6 +74,19 @@ class RunPlan:
             files["images"] = spec["images"]
         return files
 
+    def image_folders(self, cohort: str) -> list[str]:
+        """The folders a cohort's films are read from, where no rule of ours writes them.
+
+        A film rewritten in place leaves its folder's mtime as it was, so
+        Snakemake cannot see it: the folders' stamps go into the cohort's
+        resolved config, and a changed film reruns the manifest (and then
+        only the shard that holds it).
+        """
+        spec = self.config["cohorts"][cohort]
+        if spec["source"] == "synthetic":
+            return []
+        return [spec[k] for k in ("images", "folder") if spec.get(k)]
+
     def source_inputs(self, cohort: str) -> dict[str, str]:
         """Source files Snakemake can track: not paths it would read as wildcards."""
         return {k: p for k, p in self.source_files(cohort).items() if not looks_like_wildcard(p)}
@@ -89,7 +102,13 @@ class RunPlan:
             stamps = {
                 p: file_stamp(p) for p in self.source_files(name).values() if looks_like_wildcard(p)
             }
-            return {**self.cohort_spec(name), **({"source_stamps": stamps} if stamps else {})}
+            spec = self.cohort_spec(name)
+            folders = {p: folder_stamp(p) for p in self.image_folders(name)}
+            return {
+                **spec,
+                **({"source_stamps": stamps} if stamps else {}),
+                **({"image_stamps": folders} if folders else {}),
+            }
         if section == "experiments":
             return self.experiment_settings(name)
         return self.config

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+#: The real films travel with the project (tests/data/README.md); ../shared/data is their origin.
+REAL_DATA = REPO / "tests" / "data"
 SHARED_DATA = REPO.parent / "shared" / "data"
-REAL_HANDS = SHARED_DATA / "real-hands"
-REAL_NONHANDS = SHARED_DATA / "real-nonhand"
-REAL_SHEET = SHARED_DATA / "hospital-sheet" / "labels.csv"
+REAL_HANDS = REAL_DATA / "real-hands"
+REAL_NONHANDS = REAL_DATA / "real-nonhand"
+REAL_SHEET = REAL_DATA / "hospital-sheet" / "labels.csv"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -63,30 +65,32 @@ def tiny_model(tmp_path_factory) -> Path:
     return out / "model.keras"
 
 
-def real_films(folder: Path) -> list[Path]:
-    """The real radiographs in a shared/data folder.
+def need(present: bool, what: str) -> None:
+    """Skip a test whose tool is missing; in CI (``CI`` set) fail: set-up installs it there."""
+    if present:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is missing in CI: scripts/setup.sh --test must install it")
+    pytest.skip(f"{what} is missing (scripts/setup.sh --test installs it)")
 
-    Skipped where the folder is absent, except in CI (``CI`` set), where
-    ../shared is beside the clone: there a missing folder is a failure.
-    """
+
+def real_films(folder: Path) -> list[Path]:
+    """The real radiographs in a tests/data folder (they travel with the project)."""
     files = sorted(p for p in folder.glob("*") if p.suffix.lower() in (".png", ".jpg"))
     if not files:
-        message = f"real radiographs not found in {folder}"
-        if os.environ.get("CI"):
-            pytest.fail(message + " (CI must have ../shared beside the clone)")
-        pytest.skip(message)
+        pytest.fail(f"real radiographs not found in {folder} (see tests/data/README.md)")
     return files
 
 
 @pytest.fixture
 def real_hands() -> list[Path]:
-    """The 10 real hand radiographs in shared/data/real-hands."""
+    """The 10 real hand radiographs in tests/data/real-hands."""
     return real_films(REAL_HANDS)
 
 
 @pytest.fixture
 def real_nonhands() -> list[Path]:
-    """The 6 real chest radiographs in shared/data/real-nonhand (QC must reject them)."""
+    """The 6 real chest radiographs in tests/data/real-nonhand (QC must reject them)."""
     return real_films(REAL_NONHANDS)
 
 

@@ -54,7 +54,7 @@ def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_tiny_workflow_end_to_end(tmp_path):
+def test_tiny_workflow_end_to_end(tmp_path, workflow_report):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
     proc = _snakemake(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -94,6 +94,21 @@ def test_tiny_workflow_end_to_end(tmp_path):
     assert zipped.returncode == 0, zipped.stderr[-2000:]
     assert (tmp_path / "report.zip").stat().st_size > 10_000
     _estimate_matches_the_workflow(tmp_path, manifest)
+    _same_as_another_clean_run(res, workflow_report.parent)
+
+
+def _same_as_another_clean_run(res: Path, other: Path) -> None:
+    """Two clean runs of one config on one machine: the same weights, the same bytes out."""
+    from boneage.models import load_model, weights_digest
+
+    model = "models/quick/model.keras"
+    assert weights_digest(load_model(res / model)) == weights_digest(load_model(other / model))
+    for table in (
+        "predictions/quick/tiny.tsv",
+        "metrics/quick/tiny.json",
+        "cohorts/tiny/index.json",
+    ):
+        assert (res / table).read_bytes() == (other / table).read_bytes(), table
 
 
 def _estimate_matches_the_workflow(work: Path, manifest: pd.DataFrame) -> None:

@@ -21,7 +21,7 @@ import yaml
 from conftest import REPO
 from PIL import Image
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 SHARDS = 3000
 CAP = 5000  # a site's queue limit per user, as many clusters set it

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import browser
 import pytest
+from conftest import need
 from selenium.webdriver.common.by import By
 from test_report import FAKE_RUN, _fake_results
 
@@ -49,8 +50,8 @@ def _console(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if ":CONSOLE" in line]
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (scripts/setup.sh --test)")
 def test_report_in_headless_chromium(tmp_path):
+    need(CHROMIUM is not None, "chromium")
     _fake_results(tmp_path / "results")
     report = tmp_path / "report.html"
     build_report(tmp_path / "results", tmp_path / "benchmarks", json.dumps(FAKE_RUN), report)
@@ -76,8 +77,8 @@ def test_report_in_headless_chromium(tmp_path):
     print(f"screenshot: {shot}")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (scripts/setup.sh --test)")
 def test_the_check_catches_a_broken_image(tmp_path):
+    need(CHROMIUM is not None, "chromium")
     _fake_results(tmp_path / "results")
     report = tmp_path / "report.html"
     build_report(tmp_path / "results", tmp_path / "benchmarks", json.dumps(FAKE_RUN), report)

@@ -4,12 +4,14 @@ A reviewer sets one Update (in years), one Delete and one Problematic in the
 report the tiny workflow built, reloads the page (decisions survive), filters,
 downloads the corrections file and sets it as the cohort's ``corrections:``.
 The rerun re-shards exactly the shards holding those films, the manifest
-carries the audit columns, and the new report keeps the decisions as earlier
+carries the audit columns, the model changes and equals a clean run's of the
+corrected config, and the new report keeps the decisions as earlier
 corrections.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -39,6 +41,21 @@ def _set(driver, element, value: str) -> None:
 
 def _row(driver, film: str):
     return driver.find_element(By.CSS_SELECTOR, f'table.review tr[data-id="{film}"]')
+
+
+def _the_corrections_reached_the_model(before: Path, after: Path, clean: Path) -> None:
+    """The rerun's model changed, and it is the model a clean run of the corrected config trains."""
+    summary = "results/models/quick/train.json"
+    old, new = (json.loads((run / summary).read_text()) for run in (before, after))
+    assert new["model_digest"] != old["model_digest"]
+    assert new["inputs"]["data"] != old["inputs"]["data"]
+    clean.mkdir()
+    (clean / "config.yaml").write_text((after / "config.yaml").read_text())
+    proc = _snakemake(clean)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert json.loads((clean / summary).read_text())["model_digest"] == new["model_digest"]
+    for table in ("predictions/quick/tiny.tsv", "metrics/quick/tiny.json"):
+        assert (clean / "results" / table).read_bytes() == (after / "results" / table).read_bytes()
 
 
 def _choose(work: Path, ids: list[str]) -> list[str]:
@@ -144,6 +161,7 @@ def test_review_clicks_build_the_corrections_file_for_the_next_run(workflow_repo
     assert audit.at[update, "corrected_on"] == DAY and audit.at[update, "correction"] == "update"
     assert audit.at[delete, "reason"] == "deleted_by_review"
     assert audit.at[flag, "reason"] == "flagged_by_review"
+    _the_corrections_reached_the_model(workflow_report.parents[1], work, tmp_path / "clean")
 
     # The new report holds them as earlier corrections; the browser drops its copies.
     driver = browser.chromium(downloads, tmp_path / "profile")

@@ -19,10 +19,10 @@ from pathlib import Path
 import localslurm
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, need
 from test_integration_workflow import TINY
 
-pytestmark = [pytest.mark.slow, pytest.mark.mpi]
+pytestmark = [pytest.mark.slow, pytest.mark.mpi, pytest.mark.heavy]
 
 USER = "boneage-noroot"
 #: Programs a login node without an MPI module would not have.
@@ -65,10 +65,7 @@ def _copy_project(dest: Path) -> None:
 
 
 def test_setup_as_a_user_without_root_apt_or_mpi():
-    if os.geteuid() != 0:
-        if os.environ.get("CI"):
-            pytest.fail("this test creates an unprivileged user: CI must run as root")
-        pytest.skip("needs root to create the unprivileged test user")
+    need(os.geteuid() == 0, "root (to create the unprivileged test user)")
     user = _user()
     home = Path(user.pw_dir)
     work = home / "boneage"

@@ -23,7 +23,7 @@ import yaml
 from conftest import REPO
 from test_integration_workflow import TINY
 
-pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.mpi]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.mpi, pytest.mark.heavy]
 
 NODE_MEM_MB = 8192
 PREDICTIONS = "results/predictions/quick/tiny.tsv"

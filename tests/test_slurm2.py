@@ -29,7 +29,13 @@ from conftest import REPO
 from test_integration_workflow import TINY
 from test_slurm import _copy_run, _snakemake, snakemake_cmd
 
-pytestmark = [pytest.mark.slurm2, pytest.mark.slurm, pytest.mark.slow, pytest.mark.mpi]
+pytestmark = [
+    pytest.mark.slurm2,
+    pytest.mark.slurm,
+    pytest.mark.slow,
+    pytest.mark.mpi,
+    pytest.mark.heavy,
+]
 
 NODE_CPUS, NODE_MEM_MB = 4, 4096
 PREDICTIONS = "results/predictions/quick/tiny.tsv"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO
+from conftest import REPO, need
 
 pytestmark = [pytest.mark.slow, pytest.mark.mpi]
 HOROVODRUN = shutil.which("horovodrun", path=str(Path(sys.executable).parent))
@@ -31,9 +31,9 @@ def _weights(path: Path) -> list[np.ndarray]:
         return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
 
 
-@pytest.mark.skipif(HOROVODRUN is None, reason="horovodrun not installed")
 @pytest.mark.parametrize("controller", ["--gloo", "--mpi"])
 def test_two_ranks_match_one_process(tmp_path, controller):
+    need(HOROVODRUN is not None, "horovodrun")
     single = subprocess.run(
         [sys.executable, SCRIPT, str(tmp_path)],
         env=_env(),
