@@ -3,11 +3,12 @@
 #   bash scripts/test.sh          the fast tier: everything that proves the product
 #                                 works on this machine (unit tests, real films, the
 #                                 tiny workflow end to end, learning, estimate, the
-#                                 report in Chromium, Horovod with 2 ranks); about
+#                                 report in Chromium, Horovod with 2 ranks); under
 #                                 10 minutes on 2 cores after set-up
 #   bash scripts/test.sh --all    adds the heavy tier (marker `heavy`): one- and
 #                                 two-node Slurm, the no-root install, job caps, the
-#                                 rerun-equals-clean matrix (CI runs this)
+#                                 rerun-equals-clean matrix, every source kind and
+#                                 every backbone (CI runs this)
 # Other arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -16,7 +16,7 @@ from test_integration_workflow import TINY, _snakemake
 
 from boneage.synth.cohort import render_study, sample_studies
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]  # minutes: the heavy tier
 
 # (id, boneage cell, male cell, what is wrong) -> expected reason (None: accepted)
 MESSY = [

@@ -22,7 +22,7 @@ from test_integration_workflow import TINY, _snakemake
 
 from boneage.synth.cohort import render_study, sample_studies
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]  # minutes: the heavy tier
 
 TITLE = 'All sources <b>{id}</b> "quoted" {cohort}'
 # Spreadsheet ids a hospital might type, with the image each names.

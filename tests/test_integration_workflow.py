@@ -210,6 +210,7 @@ def test_dgx_profile_trains_with_cpu_ranks(tmp_path):
     assert not (tmp_path / "results/report.html").exists()  # the target was `train` only
 
 
+@pytest.mark.heavy
 def test_ensemble_and_tta(tmp_path):
     cfg = {
         **TINY,

@@ -32,11 +32,11 @@ def _one_step(model, loss: str, x, y) -> float:
     "backbone,size",
     [
         ("small_cnn", 32),
-        ("resnet50", 32),
-        ("vgg16", 32),
-        ("vgg19", 32),
-        ("efficientnetb0", 32),
-        ("inceptionv3", 75),
+        pytest.param("resnet50", 32, marks=pytest.mark.heavy),  # every backbone: the heavy tier
+        pytest.param("vgg16", 32, marks=pytest.mark.heavy),
+        pytest.param("vgg19", 32, marks=pytest.mark.heavy),
+        pytest.param("efficientnetb0", 32, marks=pytest.mark.heavy),
+        pytest.param("inceptionv3", 75, marks=pytest.mark.heavy),
     ],
 )
 def test_backbones_build_and_step(backbone, size):
