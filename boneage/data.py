@@ -124,8 +124,9 @@ def select_examples(
         rows = np.array([j for j, sid in enumerate(ids) if keep is None or sid in keep], np.int64)
         if rank_slice is not None:
             rank, size = rank_slice
-            rows = rows[(seen + np.arange(len(rows))) % size == rank]
-            seen += int(np.sum([keep is None or sid in keep for sid in ids]))
+            mine = (seen + np.arange(len(rows))) % size == rank
+            seen += len(rows)
+            rows = rows[mine]
         picks.append(rows)
     return picks
 

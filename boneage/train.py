@@ -217,7 +217,6 @@ def run_training(
 
     Returns the summary also written to ``out_dir/train.json``.
     """
-
     if (problem := check_determinism(asdict(exp))) is not None:
         raise ValueError(f"experiment {exp.name}: {problem}")
     dist = dist or Distribution()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -98,3 +99,17 @@ def test_mixed_precision_and_xla(tmp_path, tiny_shards, precision, xla):
     assert out["months"].dtype == "float32"
     if precision == "mixed_float16":
         assert "LossScaleOptimizer" in type(model.optimizer).__name__
+
+
+def test_rank_slices_are_disjoint_and_cover_every_kept_example(tiny_shards):
+    from boneage.data import select_examples
+
+    paths, split = tiny_shards
+    keep = set(split.loc[split["subset"] == "train", "id"])
+    whole = select_examples(paths, keep, None)
+    parts = [select_examples(paths, keep, (rank, 3)) for rank in range(3)]
+    for k in range(len(paths)):  # per shard: the three ranks' positions split the whole
+        together = np.sort(np.concatenate([p[k] for p in parts]))
+        assert together.tolist() == whole[k].tolist()
+    counts = [sum(len(x) for x in p) for p in parts]
+    assert sum(counts) == len(keep) and max(counts) - min(counts) <= 1
