@@ -51,6 +51,7 @@ class RunPlan:
         self._shard_plans: dict[tuple[str, int], dict[str, str]] = {}
         self._shard_rows: dict[str, int] = {}
         self._predict_plans: dict[tuple, NodePlan] = {}
+        self._folder_stamps: dict[str, str] = {}  # one walk per folder per Snakemake process
 
     # -- cohorts and sources --------------------------------------------------------------
 
@@ -103,7 +104,10 @@ class RunPlan:
                 p: file_stamp(p) for p in self.source_files(name).values() if looks_like_wildcard(p)
             }
             spec = self.cohort_spec(name)
-            folders = {p: folder_stamp(p) for p in self.image_folders(name)}
+            for p in self.image_folders(name):
+                if p not in self._folder_stamps:
+                    self._folder_stamps[p] = folder_stamp(p)
+            folders = {p: self._folder_stamps[p] for p in self.image_folders(name)}
             return {
                 **spec,
                 **({"source_stamps": stamps} if stamps else {}),
