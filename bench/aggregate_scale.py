@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +25,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from boneage.workflow_run import snakemake, tail
+
 TARGET_MB, TARGET_S = 2048, 120
 
 
@@ -42,10 +41,9 @@ def small_run(work: Path) -> None:
         "predict": {"calibrate": False},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-    cmd += ["--profile", str(REPO / "profiles/local"), "--cores", "2"]
-    subprocess.run(cmd, cwd=work, env=env, check=True, capture_output=True)
+    proc = snakemake(work)
+    if proc.returncode:
+        raise SystemExit(f"the workflow failed in {work}:\n{tail(proc)}")
 
 
 def inflate(work: Path, n: int, shards: int) -> list[str]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,7 +28,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from boneage.workflow_run import snakemake, tail
+
 SOURCES = 20
 HOUR_FOR_50K, LINEAR = 3600.0, 1.25
 
@@ -60,14 +60,12 @@ def make_cohort(root: Path, n: int) -> None:
     (root / "labels.csv").write_text("\n".join(lines) + "\n")
 
 
-def snakemake(work: Path, *args: str) -> float:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+def timed(work: Path, *args: str) -> float:
+    """Seconds the workflow took in ``work`` (all cores), or exit with its error."""
     start = time.perf_counter()
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
-    cmd += ["--profile", str(REPO / "profiles/local"), "--cores", str(os.cpu_count()), *args]
-    proc = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True)
+    proc = snakemake(work, *args, cores=os.cpu_count())
     if proc.returncode:
-        raise SystemExit(f"snakemake failed in {work}:\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"snakemake failed in {work}:\n{tail(proc)}")
     return time.perf_counter() - start
 
 
@@ -97,9 +95,9 @@ def run_size(work: Path, n: int) -> dict:
         "experiments": {"small_cnn": {"epochs": 3}},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
-    snakemake(work, "train")  # the model: not timed
+    timed(work, "train")  # the model: not timed
     since = time.time()
-    wall = snakemake(work)
+    wall = timed(work)
     steps = step_seconds(work, since)
     manifest = pd.read_csv(work / "results/cohorts/big/manifest.tsv", sep="\t")
     return {

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from boneage.workflow_run import snakemake, tail
 
 
 def workflow_cohort(
@@ -25,26 +22,9 @@ def workflow_cohort(
         "experiments": {"small_cnn": {}},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "--profile",
-            str(REPO / "profiles/local"),
-            "--cores",
-            "2",
-            "results/cohorts/c/index.json",
-            "results/cohorts/c/split.tsv",
-        ],
-        cwd=work,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
+    proc = snakemake(work, "results/cohorts/c/index.json", "results/cohorts/c/split.tsv")
+    if proc.returncode:
+        raise SystemExit(f"the workflow failed in {work}:\n{tail(proc)}")
     index = work / "results/cohorts/c/index.json"
     shards = [str(work / s["path"]) for s in json.loads(index.read_text())["shards"]]
     return shards, index, work / "results/cohorts/c/split.tsv"

@@ -28,6 +28,19 @@ def to_model_input(model, images: np.ndarray) -> np.ndarray:
     return x
 
 
+def sex_inputs(sex: np.ndarray) -> list[np.ndarray]:
+    """The model's sex input for shard codes (1 M, 0 F, 2 not recorded): one array, or
+    two (a film of unknown sex as female, then as male) whose predictions are averaged.
+
+    A film of known sex gets the same input twice, so its mean is its own prediction.
+    """
+    known = sex.astype(np.float32)[:, None]
+    unknown = sex == 2
+    if not unknown.any():
+        return [known]
+    return [np.where(unknown[:, None], 0.0, known), np.where(unknown[:, None], 1.0, known)]
+
+
 def predict_shard(
     model_path,
     shard_path: str | os.PathLike[str],
@@ -52,14 +65,16 @@ def predict_shard(
     shard = read_shard(shard_path)
     digest = weights_digest(model)
     preds = np.zeros(len(shard), np.float32)
-    progress = Progress(log, f"predict {os.path.basename(str(shard_path))}", len(shard))
+    used = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
+    name = os.path.basename(str(shard_path))
+    progress = Progress(log, f"predict {name} on {used} thread(s)", len(shard))
     for i in range(0, len(shard), batch_size):
         x = to_model_input(model, shard.images[i : i + batch_size])
-        sex = shard.sex[i : i + batch_size].astype(np.float32)[:, None]
         views = [np.asarray(v) for v in tta_views(tf.constant(x))] if tta else [x]
         outs = [
-            np.asarray(model({"image": v, "sex": sex}, training=False)["months"])[:, 0]
+            np.asarray(model({"image": v, "sex": s}, training=False)["months"])[:, 0]
             for v in views
+            for s in sex_inputs(shard.sex[i : i + batch_size])
         ]
         preds[i : i + batch_size] = np.mean(outs, axis=0)
         progress.update(min(i + batch_size, len(shard)), " images")
@@ -67,7 +82,7 @@ def predict_shard(
         {
             "id": shard.ids,
             "row": shard.row,
-            "sex": np.where(shard.sex == 1, "M", "F"),
+            "sex": np.array(["F", "M", "U"])[shard.sex],
             "boneage": shard.boneage,
             "true_boneage": shard.true,
             "pred": np.round(preds, 2),

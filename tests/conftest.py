@@ -109,10 +109,12 @@ def workflow_report(tmp_path_factory) -> Path:
     Tests that change the run work on a copy of its folder (mtimes kept).
     """
     import yaml
-    from test_integration_workflow import TINY, _snakemake
+    from harness import TINY
+
+    from boneage.workflow_run import snakemake
 
     work = tmp_path_factory.mktemp("workflow")
     (work / "config.yaml").write_text(yaml.safe_dump(TINY))
-    proc = _snakemake(work)
+    proc = snakemake(work)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return work / "results/report.html"

@@ -36,10 +36,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 DAEMONS = ("slurmctld", "slurmd", "munged")
@@ -310,6 +312,58 @@ def running(root: Path, **kwargs) -> Iterator[dict[str, str]]:
         }
     finally:
         stop(root)
+
+
+@dataclass(frozen=True)
+class Queued:
+    """One job in one ``squeue`` sample."""
+
+    rule: str
+    state: str  # PD, R, CG, ...
+    node: str  # where it runs ("" while pending)
+    cpus: int
+    mem_mb: int  # what the job asked for
+
+
+class QueueWatcher(threading.Thread):
+    """Samples ``squeue`` (every job: rule, state, node, CPUs, memory) every half second."""
+
+    def __init__(self, env: dict) -> None:
+        super().__init__(daemon=True)
+        self.env, self.samples, self.done = env, [], threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            out = subprocess.run(
+                ["squeue", "-h", "-o", "%k|%t|%N|%C|%m"],
+                capture_output=True,
+                text=True,
+                env=self.env,
+            ).stdout
+            sample = []
+            for line in out.splitlines():
+                if line.count("|") == 4:
+                    comment, state, node, cpus, mem = line.split("|")
+                    sample.append(Queued(rule_of(comment), state, node, int(cpus), _mb(mem)))
+            self.samples.append(sample)
+            time.sleep(0.5)
+
+    def stop(self) -> list[list[Queued]]:
+        """Stop sampling; every sample taken."""
+        self.done.set()
+        self.join()
+        return self.samples
+
+
+def rule_of(comment: str) -> str:
+    """The rule of a job from the Slurm plugin's comment (rule_<name>_wildcards_...)."""
+    return comment.removeprefix("rule_").split("_wildcards_")[0]
+
+
+def _mb(text: str) -> int:
+    """squeue's %m (e.g. 930M, 4G) in MB."""
+    units = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+    return round(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
 
 
 def main(argv: list[str]) -> int:

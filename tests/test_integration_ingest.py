@@ -11,10 +11,11 @@ import pytest
 import yaml
 from conftest import write_png
 from dicom_helpers import IDENTIFYING, write_dicom, write_undecodable
+from harness import TINY
 from PIL import Image
-from test_integration_workflow import TINY, _snakemake
 
 from boneage.synth.cohort import render_study, sample_studies
+from boneage.workflow_run import snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]  # minutes: the heavy tier
 
@@ -80,10 +81,11 @@ def _pacs(root):
             render_study(next(hands), 5).astype(np.uint16) * 16,
             PatientAge=f"{8 + k:03d}Y",
         )
-    write_undecodable(root / "jpegls.dcm")
+    write_undecodable(root / "mpeg2.dcm")
 
 
-def test_messy_cohorts_finish_with_every_row_accounted(tmp_path):
+def test_messy_cohorts_finish_with_every_row_accounted(tmp_path, monkeypatch):
+    monkeypatch.setenv("BONEAGE_TEST_SALT", "x")
     _messy_cohort(tmp_path / "messy")
     _pacs(tmp_path / "pacs")
     config = {
@@ -96,12 +98,16 @@ def test_messy_cohorts_finish_with_every_row_accounted(tmp_path):
                 "images": str(tmp_path / "messy/images"),
                 "corrections": str(tmp_path / "messy/review.csv"),
             },
-            "pacs": {"source": "dicom", "folder": str(tmp_path / "pacs"), "salt": "x"},
+            "pacs": {
+                "source": "dicom",
+                "folder": str(tmp_path / "pacs"),
+                "salt_env": "BONEAGE_TEST_SALT",
+            },
         },
         "shards": {"format": "zarr", "size": 6},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = _snakemake(tmp_path)
+    proc = snakemake(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = tmp_path / "results"
 
@@ -135,7 +141,7 @@ def test_messy_cohorts_finish_with_every_row_accounted(tmp_path):
     (tmp_path / "messy/review.csv").write_text(
         "id,action,boneage_months,reviewer,date,note\nh5,update,140,Dr. A,2026-05-01,re-read\n"
     )
-    proc = _snakemake(tmp_path)
+    proc = snakemake(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     after = {p.name: p.stat().st_mtime_ns for p in sorted((res / "cohorts/messy/shards").iterdir())}
     assert [n for n in before if before[n] != after[n]] == ["s00002.zarr"]

@@ -8,54 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
+from harness import TINY
+
+from boneage.workflow_run import snakemake, tool_env
 
 pytestmark = pytest.mark.slow
-
-TINY = {
-    "cohorts": {"tiny": {"source": "synthetic", "n": 48, "seed": 3, "nonhand_share": 0.1}},
-    "train_cohorts": ["tiny"],
-    "image_size": 32,
-    "shards": {"format": "zarr", "size": 16},
-    "split": {"val": 0.2, "test": 0.3},
-    "experiments": {"quick": {"epochs": 2, "batch_size": 8}},
-}
-
-
-def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--profile",
-            str(REPO / "profiles/local"),
-            "--cores",
-            "2",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
 
 
 def test_tiny_workflow_end_to_end(tmp_path, workflow_report):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
-    proc = _snakemake(tmp_path)
+    proc = snakemake(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = tmp_path / "results"
     manifest = pd.read_csv(res / "cohorts/tiny/manifest.tsv", sep="\t")
@@ -86,10 +52,10 @@ def test_tiny_workflow_end_to_end(tmp_path, workflow_report):
     assert calibration["peak_rss_mb"] > 300 and 'id="memory"' in html
     assert (tmp_path / "logs/calibrate/quick.log").is_file()
     # Nothing left to do on a second run.
-    again = _snakemake(tmp_path, "-n")
+    again = snakemake(tmp_path, "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     # Snakemake's own report bundles the marked outputs.
-    zipped = _snakemake(tmp_path, "--report", str(tmp_path / "report.zip"))
+    zipped = snakemake(tmp_path, "--report", str(tmp_path / "report.zip"))
     assert zipped.returncode == 0, zipped.stderr[-2000:]
     assert (tmp_path / "report.zip").stat().st_size > 10_000
     _estimate_matches_the_workflow(tmp_path, manifest)
@@ -130,6 +96,24 @@ def _estimate_matches_the_workflow(work: Path, manifest: pd.DataFrame) -> None:
     months = float(run.stdout.split("bone age:")[1].split()[0])
     assert abs(months - film["pred"]) <= 0.05, (months, film["pred"])  # printed to 0.1 month
     assert (work / "o.png").stat().st_size > 1000
+    # The same film as a 12-bit DICOM: sex from its header, the run's image size, no overlay.
+    from dicom_helpers import write_dicom
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(png).convert("L")).astype(np.uint16) * 16
+    dicom = write_dicom(work / "film.dcm", pixels, PatientSex=film["sex"])
+    again = subprocess.run(
+        [*boneage, *model, str(dicom), "--no-overlay", "--image-size", "32"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=work,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"sex:      {film['sex']}" in again.stdout
+    assert abs(float(again.stdout.split("bone age:")[1].split()[0]) - months) <= 0.5
+    assert "saliency" not in again.stdout and not list(work.glob("*.saliency.png"))
     nonhand = manifest[manifest["reason"] == "no_hand"]["id"].astype(str).iloc[0]
     refused = subprocess.run(
         [*boneage, *model, str(res / f"sources/tiny/images/{nonhand}.png"), "--sex", "F"],
@@ -142,11 +126,12 @@ def _estimate_matches_the_workflow(work: Path, manifest: pd.DataFrame) -> None:
     assert refused.returncode == 3 and "rejected: no_hand" in refused.stdout, refused.stdout
 
 
+@pytest.mark.heavy  # the fast tier stays under 10 minutes
 def test_hdf5_shards_give_the_zarr_runs_predictions(tmp_path, workflow_report):
     """The same cohort sharded into HDF5 goes through predict to the same numbers as Zarr."""
     cfg = {**TINY, "shards": {"format": "hdf5", "size": 16}}
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    proc = _snakemake(tmp_path, "results/metrics/quick/tiny.json")
+    proc = snakemake(tmp_path, "results/metrics/quick/tiny.json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     res, zarr = tmp_path / "results", workflow_report.parent
     assert len(list((res / "cohorts/tiny/shards").glob("*.h5"))) == 3
@@ -164,14 +149,14 @@ def test_hdf5_shards_give_the_zarr_runs_predictions(tmp_path, workflow_report):
 
 def test_bad_config_names_the_key(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({**TINY, "image_size": "big"}))
-    proc = _snakemake(tmp_path, "-n")
+    proc = snakemake(tmp_path, "-n")
     assert proc.returncode != 0 and "image_size" in proc.stdout + proc.stderr
 
 
 def test_lint_only_asks_for_conda_envs(tmp_path):
     """`snakemake --lint` is clean except the per-rule conda env (see the Snakefile)."""
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
-    proc = _snakemake(tmp_path, "--lint")
+    proc = snakemake(tmp_path, "--lint")
     findings = [
         line.strip()
         for line in (proc.stdout + proc.stderr).splitlines()
@@ -185,31 +170,7 @@ def test_lint_only_asks_for_conda_envs(tmp_path):
 def test_dgx_profile_trains_with_cpu_ranks(tmp_path):
     """`snakemake --profile dgx train`, as typed: no GPU here, so distributed.cpu_ranks ranks."""
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "CUDA_VISIBLE_DEVICES": "",
-    }
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-s",
-            str(REPO / "Snakefile"),
-            "--profile",
-            "dgx",
-            "train",
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if "profile" in proc.stderr and "not found" in proc.stderr.lower():
-        pytest.fail("profile 'dgx' not found: run scripts/setup.sh (it links the profiles)")
+    proc = snakemake(tmp_path, "train", profile="dgx", env=tool_env(CUDA_VISIBLE_DEVICES=""))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = json.loads((tmp_path / "results/models/quick/train.json").read_text())
     assert summary["world_size"] == 2
@@ -229,7 +190,7 @@ def test_ensemble_and_tta(tmp_path):
         "aggregate": {"tta": True, "ensembles": {"both": ["quick", "other"]}},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    proc = _snakemake(tmp_path)
+    proc = snakemake(tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     res = tmp_path / "results"
     members = [
@@ -243,9 +204,17 @@ def test_ensemble_and_tta(tmp_path):
     metrics = json.loads((res / "metrics/both/tiny.json").read_text())
     assert metrics["members"] == ["quick", "other"]
     assert "both" in (res / "report.html").read_text()
-    assert "--tta" in (tmp_path / "logs/predict/quick/tiny/s00000.log").read_text() or any(
-        "--tta" in p.read_text() for p in (tmp_path / ".snakemake/log").glob("*.log")
+    # TTA reached predict: the run's predictions are the model's mean over the views.
+    from boneage.predict import predict_shard
+
+    got = pd.read_csv(res / "predictions/quick/tiny.tsv", sep="\t").set_index("row")["pred"]
+    shard, model = res / "cohorts/tiny/shards/s00000.zarr", res / "models/quick/model.keras"
+    views = predict_shard(model, shard, tta=True).set_index("row")["pred"]
+    plain = predict_shard(model, shard).set_index("row")["pred"]
+    pd.testing.assert_series_equal(
+        got.loc[views.index], views, check_exact=False, atol=0.006, check_dtype=False
     )
+    assert (got.loc[plain.index] - plain).abs().max() > 0.01
 
 
 def test_model_beats_the_mean_baseline(tmp_path):
@@ -264,7 +233,7 @@ def test_model_beats_the_mean_baseline(tmp_path):
         "experiments": {"quick": {"epochs": 30, "batch_size": 16, "learning_rate": 0.003}},
     }
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg))
-    proc = _snakemake(tmp_path, "results/metrics/quick/learn.json")
+    proc = snakemake(tmp_path, "results/metrics/quick/learn.json")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "results/metrics/quick/learn.json").read_text())
     assert metrics["held_out"] == "test subset" and metrics["label"]["all"]["n"] >= 60

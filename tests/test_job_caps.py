@@ -12,14 +12,13 @@ from __future__ import annotations
 import math
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
 from PIL import Image
+
+from boneage.workflow_run import REPO, snakemake
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
@@ -50,21 +49,14 @@ def planned(tmp_path_factory) -> Path:
         "experiments": {"small_cnn": {}},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
-    local = ["--profile", str(REPO / "profiles/local"), "--cores", "2"]
-    done = _snakemake(work, *local, "results/cohorts/big/plan.json")  # the checkpoint
+    done = snakemake(work, "results/cohorts/big/plan.json")  # the checkpoint
     assert done.returncode == 0, done.stderr[-3000:]
     return work
 
 
-def _snakemake(work: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), *args]
-    return subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=900)
-
-
 def _jobs(work: Path, *config: str) -> dict[str, int]:
     extra = ["--config", *config] if config else []
-    dry = _snakemake(work, "-n", "--profile", "slurm", *extra)
+    dry = snakemake(work, "-n", *extra, profile="slurm")
     assert dry.returncode == 0, dry.stderr[-3000:]
     return {k: int(v) for k, v in re.findall(r"^(\w+)\s+(\d+)$", dry.stdout + dry.stderr, re.M)}
 
@@ -75,7 +67,7 @@ def test_grouped_predict_and_jobs_keep_the_queue_under_a_cap(planned):
     grouped = _jobs(planned, "predict={mode: grouped, group_size: 16}")
     assert grouped["shard"] == SHARDS
     assert grouped["predict_group"] == math.ceil(SHARDS / 16) and "predict" not in grouped
-    # At most `jobs` are submitted and unfinished at any time: far under a 5,000 cap,
-    # for this cohort and for a million images alike.
+    # At most `jobs` are submitted and unfinished at any time (observed on a real Slurm:
+    # test_slurm.py): far under a 5,000 cap, for this cohort and for a million images alike.
     profile = yaml.safe_load((REPO / "profiles/slurm/config.yaml").read_text())
     assert profile["jobs"] <= CAP < per_shard["total"] + 10_000

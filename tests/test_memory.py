@@ -80,6 +80,7 @@ def test_profile_measures_a_train_step(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # the fast tier stays under 10 minutes
 @pytest.mark.parametrize("size,gib", [(224, 2.3), (512, 9.1)])
 def test_vgg19_training_matches_the_orientation_figures(size, gib):
     """Issue #5: a VGG19 classifier needs about 2.3 GB at 224 and 9.1 GB at 512 in training."""

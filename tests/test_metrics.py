@@ -19,6 +19,8 @@ def test_score_known_values():
     assert s["within_6"] == 0.75 and s["within_12"] == 1.0
     lo, hi = s["mae_ci"]
     assert 0 <= lo <= s["mae"] <= hi <= 12  # bootstrap over the 4 errors (0, 6, 12, 0)
+    far = score(np.array([0.0, 20, -30, 50, 18]), np.zeros(5))  # errors 0, 20, 30, 50, 18
+    assert (far["within_18"], far["within_24"], far["within_36"]) == (0.4, 0.6, 0.8)
 
 
 def test_bootstrap_interval_narrows_with_n():

@@ -106,9 +106,11 @@ def test_local_weights_file_is_loaded(tmp_path):
 
     keras.utils.set_random_seed(0)
     first = build_model("resnet50", 32)
-    backbone = first.get_layer("resnet50")
+    backbone = first.get_layer("net_resnet50")
     backbone.save_weights(tmp_path / "resnet50_notop.weights.h5")
     keras.utils.set_random_seed(99)  # a different random init: only the file can make them equal
     second = build_model("resnet50", 32, weights=str(tmp_path / "resnet50_notop.weights.h5"))
     x = np.random.default_rng(1).random((2, 32, 32, 3)).astype(np.float32)
-    np.testing.assert_allclose(second.get_layer("resnet50")(x), backbone(x), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        second.get_layer("net_resnet50")(x), backbone(x), rtol=1e-5, atol=1e-5
+    )

@@ -57,20 +57,59 @@ def test_aggregate_other_cohort_uses_all_images():
     assert result["baseline"]["label"]["mae"] == 25.0 and "true" not in result
 
 
-def test_tta_averages_views(tmp_path, tiny_shards):
+def test_tta_views_rotate_and_scale_as_listed():
+    """Each view moves an off-centre spot as TTA_VIEWS says: by its angle about the
+    centre, and away from the centre by its scale (measured on the spot's centroid)."""
     import tensorflow as tf
 
     from boneage.data import TTA_VIEWS, tta_views
+
+    size, radius = 65, 20.0
+    yy, xx = np.mgrid[:size, :size].astype(np.float32)
+    centre = (size - 1) / 2
+    spot = np.exp(-((xx - centre - radius) ** 2 + (yy - centre) ** 2) / 4.0)
+    views = tta_views(tf.constant(spot[None, :, :, None]))
+    assert len(views) == len(TTA_VIEWS)
+    angles = []
+    for (deg, scale), view in zip(TTA_VIEWS, views):
+        v = np.asarray(view)[0, :, :, 0]
+        cx, cy = (v * xx).sum() / v.sum() - centre, (v * yy).sum() / v.sum() - centre
+        assert np.hypot(cx, cy) == pytest.approx(radius * scale, abs=0.05), (deg, scale)
+        angles.append(np.degrees(np.arctan2(cy, cx)))
+        assert abs(angles[-1]) == pytest.approx(abs(deg), abs=0.1), (deg, scale)
+    assert angles[1] == pytest.approx(-angles[2], abs=0.1) and angles[1] != pytest.approx(0)
+    np.testing.assert_allclose(views[0], spot[None, :, :, None], atol=1e-5)
+
+
+def test_tta_prediction_is_the_mean_over_the_views(tmp_path, tiny_shards):
+    from boneage.data import TTA_VIEWS, warp
     from boneage.models import build_model
     from boneage.predict import predict_shard
+    from boneage.shards import read_shard
 
     paths, _ = tiny_shards
-    build_model("small_cnn", 32, 100.0, 40.0).save(tmp_path / "m.keras")
+    model = build_model("small_cnn", 32, 100.0, 40.0)
+    model.save(tmp_path / "m.keras")
+    shard = read_shard(paths[0])
+    x = shard.images.astype(np.float32) / 255.0
+    sex = shard.sex.astype(np.float32)[:, None]
+    n = len(x)
+
+    def view(deg: float, scale: float) -> np.ndarray:
+        angle, zoom = np.full(n, np.radians(deg), np.float32), np.full(n, scale, np.float32)
+        return np.asarray(warp(x, angle, zoom, np.zeros((n, 2), np.float32)))
+
+    by_view = [
+        np.asarray(
+            model(
+                {"image": view(d, s), "sex": sex},
+                training=False,
+            )["months"]
+        )[:, 0]
+        for d, s in TTA_VIEWS
+    ]
     plain = predict_shard(tmp_path / "m.keras", paths[0])
     tta = predict_shard(tmp_path / "m.keras", paths[0], tta=True)
-    assert not np.allclose(plain["pred"], tta["pred"])  # the views do change the input
-    assert np.isfinite(tta["pred"]).all() and np.abs(plain["pred"] - tta["pred"]).max() < 40
-    x = tf.random.uniform((2, 32, 32, 1))
-    views = tta_views(x)
-    assert len(views) == len(TTA_VIEWS)
-    np.testing.assert_allclose(views[0], x, atol=1e-5)  # the first view is the image itself
+    np.testing.assert_allclose(plain["pred"], by_view[0], atol=0.006)  # rounded to 0.01
+    np.testing.assert_allclose(tta["pred"], np.mean(by_view, axis=0), atol=0.006)
+    assert np.abs(tta["pred"] - plain["pred"]).max() > 0.01  # the views change the input

@@ -5,91 +5,17 @@ from __future__ import annotations
 import json
 import re
 
-import numpy as np
 import pandas as pd
 import pytest
+from harness import EVIL, FAKE_RUN, fake_results
 
-from boneage.aggregate import aggregate
 from boneage.atomic import read_tsv, write_json, write_tsv
-from boneage.config import validate
 from boneage.report.build import build_report
 from boneage.report.summary import summary_rows
 
-EVIL = "<script>alert(1)</script>"
-
-
-#: The run config of :func:`_fake_results` (one cohort, one experiment), defaults filled in.
-FAKE_RUN = validate(
-    {
-        "cohorts": {"c1": {"source": "synthetic", "n": 60}},
-        "train_cohorts": ["c1"],
-        "experiments": {"e1": {}},
-        "predict": {"calibrate": False},
-    }
-)
-
-
-def _fake_results(root):
-    rng = np.random.default_rng(0)
-    n = 60
-    true = rng.uniform(10, 220, n)
-    pred = pd.DataFrame(
-        {
-            "id": [EVIL] + [str(i) for i in range(1, n)],
-            "row": range(1, n + 1),
-            "sex": rng.choice(["M", "F"], n),
-            "boneage": true + rng.normal(0, 6, n),
-            "true_boneage": true,
-            "pred": true + rng.normal(0, 8, n),
-            "model_digest": "5eed0000000000d1",
-        }
-    )
-    split = pd.DataFrame(
-        {"id": pred["id"], "patient": pred["id"], "subset": rng.choice(["train", "val", "test"], n)}
-    )
-    frame, result = aggregate([pred], split, 120.0, trained_on_cohort=True)
-    result.update(cohort="c1", experiment="e1")
-    write_tsv(root / "predictions/e1/c1.tsv", frame)
-    write_json(root / "metrics/e1/c1.json", result)
-    manifest = pd.DataFrame(
-        {
-            "row": [1, 2, 3],
-            "id": [EVIL, "b", "c"],
-            "status": ["accepted", "rejected", "rejected"],
-            "reason": [None, "no_hand", "missing_file"],
-            "inverted": [True, False, False],
-            "label_status": ["corrected", "range", "unparseable"],
-            "correction": ["update", None, None],
-        }
-    )
-    write_tsv(root / "cohorts/c1/manifest.tsv", manifest)
-    write_json(root / "cohorts/c1/index.json", {"shards": []})
-    write_tsv(
-        root / "models/e1/history.tsv",
-        pd.DataFrame({"epoch": [1, 2], "loss": [30.0, 20.0], "val_mae": [25.0, 18.0]}),
-    )
-    write_json(
-        root / "models/e1/train.json",
-        {
-            "experiment": {"backbone": "small_cnn", "image_size": 32},
-            "epochs_run": 2,
-            "n_train": 40,
-            "world_size": 1,
-            "best_val_mae": 18.0,
-            "train_seconds": 3.0,
-            "model_digest": "5eed0000000000d1",
-            "inputs": {
-                "settings": "a" * 64,
-                "data": "b" * 64,
-                "weights": "random",
-                "world_size": 1,
-            },
-        },
-    )
-
 
 def test_report_is_self_contained_and_escaped(tmp_path):
-    _fake_results(tmp_path / "results")
+    fake_results(tmp_path / "results")
     bench = tmp_path / "benchmarks" / "train"
     bench.mkdir(parents=True)
     (bench / "e1.tsv").write_text("s\th:m:s\tmax_rss\n12.5\t0:00:12\t800.0\n")
@@ -123,7 +49,7 @@ def test_report_is_self_contained_and_escaped(tmp_path):
 
 def test_review_lists_the_configured_count_and_the_earlier_corrections(tmp_path):
     """The review holds ``review_cases`` films and, for the download, the cohort's file as read."""
-    _fake_results(tmp_path / "results")
+    fake_results(tmp_path / "results")
     sheet = tmp_path / "review.csv"
     sheet.write_text(
         "id,action,boneage_months,reviewer,date,note\n"
@@ -153,7 +79,7 @@ def test_provenance_names_each_model_and_flags_metrics_of_another_model(tmp_path
     from boneage.atomic import load_json
 
     results = tmp_path / "results"
-    _fake_results(results)
+    fake_results(results)
     out = tmp_path / "report.html"
     build_report(results, tmp_path / "benchmarks", json.dumps(FAKE_RUN), out)
     row = re.search(r'<tr data-model="e1">(.*?)</tr>', out.read_text(), re.S).group(1)
@@ -168,10 +94,22 @@ def test_provenance_names_each_model_and_flags_metrics_of_another_model(tmp_path
 
 
 def test_summary_rows(tmp_path):
-    _fake_results(tmp_path / "results")
+    fake_results(tmp_path / "results")
     (row,) = summary_rows(tmp_path / "results")
     assert row["cohort"] == "c1" and row["ratio"] < 0.5
     assert row["model_digest"] == "5eed0000000000d1" and row["stale"] is False
+
+
+def test_the_report_does_not_grow_with_the_cohort(tmp_path):
+    """60, 6,000 and 60,000 predictions: the page's size is bounded (the plots fill up
+    with points, the lists are capped): measured 0.19, 0.33 and 0.31 MB."""
+    sizes = []
+    for n in (60, 6_000, 60_000):
+        results = tmp_path / str(n) / "results"
+        fake_results(results, n)
+        build_report(results, tmp_path / "none", json.dumps(FAKE_RUN), tmp_path / f"{n}.html")
+        sizes.append((tmp_path / f"{n}.html").stat().st_size)
+    assert sizes[2] < 1.05 * sizes[1] and max(sizes) < 500_000, sizes
 
 
 def test_memory_plans_from_the_calibration():
@@ -199,7 +137,7 @@ def test_model_card_counts_training_data_and_names_what_was_not_tested(tmp_path)
     from boneage.report.model_card import model_cards
 
     results = tmp_path / "results"
-    _fake_results(results)
+    fake_results(results)
     ids = [EVIL, "b", "c"]
     write_tsv(
         results / "cohorts/c1/manifest.tsv",

@@ -15,8 +15,8 @@ from pathlib import Path
 import browser
 import pytest
 from conftest import need
+from harness import FAKE_RUN, fake_results
 from selenium.webdriver.common.by import By
-from test_report import FAKE_RUN, _fake_results
 
 from boneage.report.build import build_report
 
@@ -52,7 +52,7 @@ def _console(stderr: str) -> list[str]:
 
 def test_report_in_headless_chromium(tmp_path):
     need(CHROMIUM is not None, "chromium")
-    _fake_results(tmp_path / "results")
+    fake_results(tmp_path / "results")
     report = tmp_path / "report.html"
     build_report(tmp_path / "results", tmp_path / "benchmarks", json.dumps(FAKE_RUN), report)
 
@@ -79,7 +79,7 @@ def test_report_in_headless_chromium(tmp_path):
 
 def test_the_check_catches_a_broken_image(tmp_path):
     need(CHROMIUM is not None, "chromium")
-    _fake_results(tmp_path / "results")
+    fake_results(tmp_path / "results")
     report = tmp_path / "report.html"
     build_report(tmp_path / "results", tmp_path / "benchmarks", json.dumps(FAKE_RUN), report)
     html = report.read_text().replace(

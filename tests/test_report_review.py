@@ -21,9 +21,9 @@ import pytest
 import yaml
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
-from test_integration_workflow import _snakemake
 
 from boneage.corrections import COLUMNS, read_corrections
+from boneage.workflow_run import snakemake
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 REVIEWER, DAY = "Dr. Test, Radiology", "2026-05-01"
@@ -51,7 +51,7 @@ def _the_corrections_reached_the_model(before: Path, after: Path, clean: Path) -
     assert new["inputs"]["data"] != old["inputs"]["data"]
     clean.mkdir()
     (clean / "config.yaml").write_text((after / "config.yaml").read_text())
-    proc = _snakemake(clean)
+    proc = snakemake(clean)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert json.loads((clean / summary).read_text())["model_digest"] == new["model_digest"]
     for table in ("predictions/quick/tiny.tsv", "metrics/quick/tiny.json"):
@@ -147,7 +147,7 @@ def test_review_clicks_build_the_corrections_file_for_the_next_run(workflow_repo
     config = yaml.safe_load((work / "config.yaml").read_text())
     config["cohorts"]["tiny"]["corrections"] = str(sheet)
     (work / "config.yaml").write_text(yaml.safe_dump(config))
-    proc = _snakemake(work)
+    proc = snakemake(work)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     after = {p.name: p.stat().st_mtime_ns for p in shards.iterdir()}
     assert {n.removesuffix(".zarr") for n in before if before[n] != after[n]} == holding

@@ -20,7 +20,7 @@ import localslurm
 import pytest
 import yaml
 from conftest import REPO, need
-from test_integration_workflow import TINY
+from harness import TINY
 
 pytestmark = [pytest.mark.slow, pytest.mark.mpi, pytest.mark.heavy]
 
@@ -135,22 +135,3 @@ def _check_srun_pmix(python: Path, root: Path) -> None:
     ranks = sorted(line.split(maxsplit=3) for line in run.stdout.splitlines())
     assert [r[:3] for r in ranks] == [["0", "2", "3"], ["1", "2", "3"]], run.stdout
     assert all("Open MPI v5" in r[3] for r in ranks), run.stdout
-
-
-def test_missing_compiler_is_named(tmp_path):
-    """Without any C++ compiler the set-up stops at once and says what to load or install."""
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    for prog in Path("/usr/bin").iterdir():
-        if not any(c in prog.name for c in ("g++", "c++", "clang")):
-            (bindir / prog.name).symlink_to(prog)
-    env = {"HOME": str(tmp_path), "PATH": str(bindir), "LANG": "C.UTF-8"}
-    proc = subprocess.run(
-        ["bash", str(REPO / "scripts/setup.sh"), "--no-apt"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode == 1
-    assert "no C++ compiler found" in proc.stderr and "module load gcc" in proc.stderr

@@ -11,17 +11,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import localslurm
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
-from test_integration_workflow import TINY
+from harness import TINY, copy_run
+
+from boneage.workflow_run import snakemake
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.mpi, pytest.mark.heavy]
 
@@ -41,36 +39,6 @@ def slurm(tmp_path_factory):
         yield env
 
 
-def snakemake_cmd(profile: str = "slurm") -> list[str]:
-    """Snakemake as a user types it, with a named profile."""
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--profile", profile]
-    if profile == "slurm":  # poll soon: jobs here take seconds, not hours; no slurmdbd here
-        cmd += [
-            "--slurm-init-seconds-before-status-checks",
-            "2",
-            "--slurm-status-command",
-            "squeue",
-        ]
-    return cmd
-
-
-def _snakemake(
-    workdir: Path, env: dict, *args: str, profile: str = "slurm", timeout: int = 1200
-) -> subprocess.CompletedProcess:
-    """:func:`snakemake_cmd` run from the working directory."""
-    proc = subprocess.run(
-        [*snakemake_cmd(profile), *args],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    if "profile" in proc.stderr and re.search(r"not found|no profile", proc.stderr):
-        pytest.fail(f"profile {profile!r} not found: run scripts/setup.sh (it links the profiles)")
-    return proc
-
-
 def _config(**extra) -> dict:
     """The tiny workflow; the node it is planned for comes from sinfo (no `cluster:` here)."""
     return {**TINY, **extra}
@@ -86,20 +54,12 @@ def _asked_mem_mb(work: Path, rule: str) -> list[int]:
     return asked
 
 
-def _copy_run(work: Path, dest: Path) -> Path:
-    """A copy of the Slurm run without its predictions and Slurm logs, to predict again."""
-    shutil.copytree(work, dest, symlinks=True)
-    shutil.rmtree(dest / "results/predictions")
-    shutil.rmtree(dest / "logs/slurm")
-    return dest
-
-
 @pytest.fixture(scope="module")
 def slurm_run(slurm, tmp_path_factory):
     """The tiny workflow, run once through `snakemake --profile slurm`."""
     work = tmp_path_factory.mktemp("slurmrun")
     (work / "config.yaml").write_text(yaml.safe_dump(_config()))
-    proc = _snakemake(work, slurm)
+    proc = snakemake(work, profile="slurm", env=slurm)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
     return work, proc.stdout + proc.stderr
 
@@ -153,9 +113,8 @@ def test_predict_jobs_ask_for_the_calibrated_memory(slurm_run):
 
 def test_predictions_equal_a_local_run(slurm_run, tmp_path):
     work, _ = slurm_run
-    local = _copy_run(work, tmp_path / "local")
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-    proc = _snakemake(local, env, PREDICTIONS, "--cores", "2", profile="local")
+    local = copy_run(work, tmp_path / "local")
+    proc = snakemake(local, PREDICTIONS)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "rule train_model" not in proc.stdout + proc.stderr  # same model, only predictions
     pd.testing.assert_frame_equal(
@@ -165,11 +124,11 @@ def test_predictions_equal_a_local_run(slurm_run, tmp_path):
 
 def test_grouped_mode_predicts_the_same_with_mpi_ranks(slurm, slurm_run, tmp_path):
     work, _ = slurm_run
-    grouped = _copy_run(work, tmp_path / "grouped")
+    grouped = copy_run(work, tmp_path / "grouped")
     (grouped / "config.yaml").write_text(
         yaml.safe_dump(_config(predict={"mode": "grouped", "group_size": 2}))
     )
-    proc = _snakemake(grouped, slurm, PREDICTIONS)
+    proc = snakemake(grouped, PREDICTIONS, profile="slurm", env=slurm)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
     assert len(_asked_mem_mb(grouped, "predict_group")) == 2  # 3 shards in groups of 2
     log = (grouped / "logs/predict/quick/tiny/groups/g0000.log").read_text()
@@ -183,7 +142,7 @@ def test_grouped_mode_predicts_the_same_with_mpi_ranks(slurm, slurm_run, tmp_pat
 def test_grouped_mode_with_a_one_process_plan(slurm, slurm_run, tmp_path):
     """Nodes that fit one predict process: a grouped job is a plain job (no MPI of 1 task)."""
     work, _ = slurm_run
-    single = _copy_run(work, tmp_path / "single")
+    single = copy_run(work, tmp_path / "single")
     cal = json.loads((work / "results/models/quick/calibration.json").read_text())
     node_mb = 2048 + int(cal["peak_rss_mb"] * 1.2) + 400  # reserve + one process, not two
     (single / "config.yaml").write_text(
@@ -194,7 +153,7 @@ def test_grouped_mode_with_a_one_process_plan(slurm, slurm_run, tmp_path):
             )
         )
     )
-    proc = _snakemake(single, slurm, PREDICTIONS)
+    proc = snakemake(single, PREDICTIONS, profile="slurm", env=slurm)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
     log = (single / "logs/predict/quick/tiny/groups/g0000.log").read_text()
     assert "launch: boneage predict-group" in log  # one rank, no srun
@@ -205,8 +164,10 @@ def test_grouped_mode_with_a_one_process_plan(slurm, slurm_run, tmp_path):
 
 def test_job_arrays_for_many_shards(slurm, slurm_run, tmp_path):
     work, _ = slurm_run
-    arrays = _copy_run(work, tmp_path / "arrays")
-    proc = _snakemake(arrays, slurm, PREDICTIONS, "--slurm-array-jobs", "predict")
+    arrays = copy_run(work, tmp_path / "arrays")
+    proc = snakemake(
+        arrays, PREDICTIONS, "--slurm-array-jobs", "predict", profile="slurm", env=slurm
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
     assert re.search(r"array", proc.stdout + proc.stderr, re.I)
     assert list((arrays / "logs/slurm/rule_predict").rglob("*_*.log"))  # %A_%a: one array job
@@ -215,15 +176,24 @@ def test_job_arrays_for_many_shards(slurm, slurm_run, tmp_path):
     )
 
 
-def test_out_of_memory_kill_is_retried_with_more_memory(slurm, slurm_run, tmp_path):
+def test_out_of_memory_kill_is_retried_with_more_memory_under_the_job_cap(
+    slurm, slurm_run, tmp_path
+):
     work, _ = slurm_run
-    oom = _copy_run(work, tmp_path / "oom")
+    oom = copy_run(work, tmp_path / "oom")
     # A calibration that understates the peak: first attempts get too little memory.
     cal_path = oom / "results/models/quick/calibration.json"
     cal = json.loads(cal_path.read_text())
     cal_path.write_text(json.dumps({**cal, "peak_rss_mb": 40.0}))
-    proc = _snakemake(oom, slurm, PREDICTIONS)
+    # `jobs` (the profile's cap on jobs in the queue at once), here 2, as squeue sees it.
+    watcher = localslurm.QueueWatcher(slurm)
+    watcher.start()
+    try:
+        proc = snakemake(oom, PREDICTIONS, "--jobs", "2", profile="slurm", env=slurm)
+    finally:
+        queued = [len(sample) for sample in watcher.stop()]
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-4000:]
+    assert max(queued) == 2, queued  # 3 predict jobs and their retries, never 3 at once
     asked = sorted(set(_asked_mem_mb(oom, "predict")))
     assert len(asked) >= 2 and asked[1] == 2 * asked[0], asked  # attempt x measured
     slurm_logs = "".join(p.read_text() for p in (oom / "logs/slurm/rule_predict").rglob("*.log"))

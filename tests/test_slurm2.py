@@ -2,7 +2,7 @@
 
 Two slurmd, each in its own network, UTS and mount namespace (hostnames
 node1 and node2, addresses on a private bridge), share this machine's file
-system as cluster nodes share theirs. One module-wide run of a 20-shard
+system as cluster nodes share theirs. One module-wide run of a 12-shard
 synthetic cohort, with a 4-rank training job over both nodes, while a watcher
 records what ``squeue`` says runs where; then checks on it: ranks per host and
 their weights, predict jobs packed per node as the node plan says, grouped
@@ -12,12 +12,12 @@ predict on both nodes, and a node that dies mid-run.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
 import localslurm
@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import REPO
-from test_integration_workflow import TINY
-from test_slurm import _copy_run, _snakemake, snakemake_cmd
+from harness import TINY, copy_run
+
+from boneage.workflow_run import REPO, snakemake, snakemake_cmd, tail, tool_env
 
 pytestmark = [
     pytest.mark.slurm2,
@@ -37,12 +37,13 @@ pytestmark = [
     pytest.mark.heavy,
 ]
 
-NODE_CPUS, NODE_MEM_MB = 4, 4096
+# 8 cores a node: more than its memory fits predict processes (threads must fill them).
+NODE_CPUS, NODE_MEM_MB = 8, 4096
 PREDICTIONS = "results/predictions/quick/tiny.tsv"
 TRAIN_4_RANKS = ["--config", "distributed={ranks: 4, nodes: 2}"]
 CONFIG = {
     **TINY,
-    "cohorts": {"tiny": {"source": "synthetic", "n": 160, "seed": 3, "nonhand_share": 0.1}},
+    "cohorts": {"tiny": {"source": "synthetic", "n": 96, "seed": 3, "nonhand_share": 0.1}},
     "shards": {"format": "zarr", "size": 8},
 }
 
@@ -59,65 +60,30 @@ def cluster(tmp_path_factory):
         yield root, env
 
 
-class Watcher(threading.Thread):
-    """Samples ``squeue`` (running jobs: rule, node, CPUs) every half second."""
-
-    def __init__(self, env: dict) -> None:
-        super().__init__(daemon=True)
-        self.env, self.samples, self.done = env, [], threading.Event()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            out = subprocess.run(
-                ["squeue", "-h", "-t", "R", "-o", "%k|%N|%C"],
-                capture_output=True,
-                text=True,
-                env=self.env,
-            ).stdout
-            rows = [line.split("|") for line in out.splitlines() if line.count("|") == 2]
-            self.samples.append([(rule_of(c), node, int(cpus)) for c, node, cpus in rows])
-            time.sleep(0.5)
-
-    def stop(self) -> list[list[tuple[str, str, int]]]:
-        self.done.set()
-        self.join()
-        return self.samples
-
-
-def rule_of(comment: str) -> str:
-    """The rule of a job from the Slurm plugin's comment (rule_<name>_wildcards_...)."""
-    return comment.removeprefix("rule_").split("_wildcards_")[0]
-
-
-def per_node(samples, rule: str) -> dict[str, list[tuple[int, int]]]:
-    """For each node, (jobs of ``rule``, their CPUs) in every sample."""
-    seen: dict[str, list[tuple[int, int]]] = defaultdict(list)
+def per_node(samples: list[list[localslurm.Queued]], rule: str) -> dict[str, list[list]]:
+    """For each node, the running jobs of ``rule`` on it in every sample."""
+    seen: dict[str, list[list]] = defaultdict(list)
     for sample in samples:
-        jobs, cpus = Counter(), Counter()
-        for r, node, c in sample:
-            if r == rule:
-                jobs[node] += 1
-                cpus[node] += c
         for node in ("node1", "node2"):
-            seen[node].append((jobs[node], cpus[node]))
+            seen[node].append([q for q in sample if q.rule == rule and q.node == node])
     return seen
 
 
 def watched(work: Path, env: dict, *args: str):
     """Run Snakemake through the Slurm profile while a Watcher samples the queue."""
-    watcher = Watcher(env)
+    watcher = localslurm.QueueWatcher(env)
     watcher.start()
     try:
-        proc = _snakemake(work, env, *args)
+        proc = snakemake(work, *args, profile="slurm", env=env)
     finally:
         samples = watcher.stop()
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
+    assert proc.returncode == 0, tail(proc, 5000)
     return samples
 
 
 @pytest.fixture(scope="module")
 def run(cluster, tmp_path_factory):
-    """The 20-shard workflow through `snakemake --profile slurm` on both nodes, watched."""
+    """The 12-shard workflow through `snakemake --profile slurm` on both nodes, watched."""
     _, env = cluster
     work = tmp_path_factory.mktemp("run2")
     (work / "config.yaml").write_text(yaml.safe_dump(CONFIG))
@@ -175,28 +141,39 @@ def test_horovod_over_two_nodes_matches_one_process(cluster, tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
-def test_predict_jobs_pack_per_node_as_planned(run):
+def test_predict_jobs_pack_by_memory_and_threads_fill_the_cores(run):
+    """Worked by hand from what the jobs asked: a node of NODE_MEM_MB holds
+    floor(NODE_MEM_MB / asked) predict jobs at once (Slurm packs by memory), and
+    each job has floor(NODE_CPUS / that) cores, so no core stays idle for lack
+    of a process. Here (520 MB measured, 924 MB asked): 4 jobs of 2 cores a node."""
     work, samples = run
-    plan = _plan(work)
-    seen = per_node(samples, "predict")
-    for node in ("node1", "node2"):
-        jobs = [j for j, _ in seen[node]]
-        assert max(jobs) == plan.processes, (node, plan, Counter(jobs))
-        busiest = max(c for j, c in seen[node] if j == plan.processes)
-        assert busiest == plan.busy_cores  # the cores memory would leave idle are used
+    jobs = [q for sample in samples for q in sample if q.rule == "predict"]
+    [asked] = {q.mem_mb for q in jobs}
+    [cores] = {q.cpus for q in jobs}
+    fits = NODE_MEM_MB // asked
+    assert 2 <= fits < NODE_CPUS  # memory, not cores, limits the processes on a node ...
+    assert cores == NODE_CPUS // fits >= 2  # ... and threads fill the cores it leaves
+    for node, seen in per_node(samples, "predict").items():
+        assert max(len(running) for running in seen) == fits, (node, asked, cores)
     logs = "".join(p.read_text() for p in (work / "logs/slurm").rglob("*.log"))
     assert "exceeded memory limit" not in logs and "oom" not in logs.lower()
+    threads = {int(t) for t in re.findall(r" on (\d+) thread", _predict_logs(work))}
+    assert threads == {cores}, threads  # TensorFlow runs as many threads as the job has cores
+
+
+def _predict_logs(work: Path) -> str:
+    return "".join(p.read_text() for p in (work / "logs/predict/quick/tiny").glob("s*.log"))
 
 
 def test_grouped_predict_runs_on_both_nodes_and_agrees(cluster, run, tmp_path):
     _, env = cluster
     work, _ = run
-    grouped = _copy_run(work, tmp_path / "grouped")
+    grouped = copy_run(work, tmp_path / "grouped")
     config = {**CONFIG, "predict": {"mode": "grouped", "group_size": 2}}
     (grouped / "config.yaml").write_text(yaml.safe_dump(config))
     samples = watched(grouped, env, PREDICTIONS, *TRAIN_4_RANKS)
     seen = per_node(samples, "predict_group")
-    assert all(max(j for j, _ in seen[n]) >= 1 for n in ("node1", "node2")), seen
+    assert all(max(len(running) for running in seen[n]) >= 1 for n in ("node1", "node2")), seen
     plan = _plan(work)
     log = next((grouped / "logs/predict/quick/tiny/groups").glob("*.log")).read_text()
     assert f"srun --mpi=pmix -n {plan.processes}" in log
@@ -209,11 +186,11 @@ def test_a_node_dies_and_the_run_finishes_on_the_other(cluster, run, tmp_path):
     """node2 dies with predict jobs on it; retries finish on node1, with the same predictions."""
     root, env = cluster
     work, _ = run
-    again = _copy_run(work, tmp_path / "again")
+    again = copy_run(work, tmp_path / "again")
     with subprocess.Popen(
-        [*snakemake_cmd(), PREDICTIONS, *TRAIN_4_RANKS],
+        [*snakemake_cmd("slurm"), PREDICTIONS, *TRAIN_4_RANKS],
         cwd=again,
-        env=env,
+        env=tool_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

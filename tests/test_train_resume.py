@@ -116,6 +116,7 @@ def test_killed_job_resumes_its_own_state_and_ends_as_if_never_killed(tmp_path, 
     assert weights_digest(model) == clean["model_digest"]
 
 
+@pytest.mark.heavy  # the fast tier stays under 10 minutes
 def test_a_killed_run_of_other_settings_is_not_resumed(tmp_path, tiny_shards):
     paths, split = tiny_shards
     ckpt = tmp_path / "model" / "checkpoint"
