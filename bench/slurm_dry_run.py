@@ -116,8 +116,8 @@ print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_m
 
 def rows_read(work: Path, shard: str, whole: bool) -> tuple[float, float]:
     """Seconds and peak MB of a shard job reading its rows: its span, or the whole table."""
-    cohort = work / "results/cohorts/big"
-    args = [str(cohort / "rows.tsv"), str(cohort / "plan.json"), shard, "1" if whole else "0"]
+    rows, plan = work / "private/cohorts/big/rows.tsv", work / "results/cohorts/big/plan.json"
+    args = [str(rows), str(plan), shard, "1" if whole else "0"]
     out = subprocess.run(
         [sys.executable, "-c", ROWS_READ, *args], check=True, capture_output=True, text=True
     ).stdout.split()

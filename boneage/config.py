@@ -19,6 +19,9 @@ from typing import Any
 import jsonschema
 import yaml
 
+from boneage.salt import SaltError, read_salt
+from boneage.weights import weights_problem
+
 SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 
@@ -79,20 +82,38 @@ ENUMERABLE_IDS = ("AccessionNumber", "PatientID")
 
 
 def check_salt(name: str, spec: dict[str, Any]) -> str | None:
-    """The problem with a DICOM cohort whose pseudonyms could be reversed, else None.
+    """The problem with a DICOM cohort's pseudonym secret (salt), else None.
 
-    A hash of an AccessionNumber or PatientID without a salt is reversed by
-    hashing every plausible number; such a cohort must give a salt.
+    A salt written in the config is refused: it would travel with every copy
+    of the config and of Snakemake's records. A hash of an AccessionNumber or
+    PatientID without a salt is reversed by hashing every plausible number:
+    such a cohort must name one (``salt_env`` or ``salt_file``), and it must
+    be readable now, before any job is queued.
     """
+    if spec.get("source") != "dicom":
+        return None
+    if "salt" in spec:
+        return (
+            f"cohorts.{name}.salt: a salt written in the config travels with every copy of "
+            "the config and of Snakemake's records; keep it in an environment variable "
+            f"(export BONEAGE_SALT=...; cohorts.{name}.salt_env: BONEAGE_SALT) or in a file "
+            f"outside the run folder (cohorts.{name}.salt_file: /secure/boneage.salt)"
+        )
+    if spec.get("salt_env") and spec.get("salt_file"):
+        return f"cohorts.{name}: give salt_env or salt_file, not both"
+    try:
+        salt = read_salt(spec, name)
+    except SaltError as exc:
+        return str(exc)
     if (
-        spec.get("source") == "dicom"
-        and spec.get("pseudonymize", True)
+        spec.get("pseudonymize", True)
         and spec.get("id_field", "StudyInstanceUID") in ENUMERABLE_IDS
-        and not str(spec.get("salt", "")).strip()
+        and not salt
     ):
         return (
-            f"cohorts.{name}.salt: pseudonyms of {spec['id_field']} without a salt can be "
-            "reversed by hashing every plausible value; set a site secret as salt"
+            f"cohorts.{name}.salt_env: pseudonyms of {spec['id_field']} without a salt can be "
+            "reversed by hashing every plausible value; name a site secret with salt_env "
+            "(an environment variable) or salt_file (a file outside the run folder)"
         )
     return None
 
@@ -108,18 +129,16 @@ def check_determinism(exp: dict[str, Any]) -> str | None:
 
 
 def public_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The config as the report may show it: DICOM salts and folder paths left out.
+    """The config as results may hold it: DICOM folder paths left out.
 
-    A salt shown next to the pseudonyms would make them reversible, and a PACS
-    export folder is often named after a patient or an accession number.
+    A PACS export folder is often named after a patient or an accession
+    number. (A salt is never in the config: only where it is kept.)
     """
     shown = dict(config)
     cohorts = {}
     for name, spec in config.get("cohorts", {}).items():
         if spec.get("source") == "dicom":
             spec = {**spec, "folder": "(DICOM folder, not shown)"}
-        if "salt" in spec:
-            spec = {**spec, "salt": "(secret, not shown)" if spec["salt"] else ""}
         cohorts[name] = spec
     shown["cohorts"] = cohorts
     return shown
@@ -183,6 +202,14 @@ def validate(
     for name, exp in config["experiments"].items():
         if (problem := check_determinism(exp)) is not None:
             raise ConfigError(f"invalid configuration:\n  experiments.{name}: {problem}")
+        if exp.get("freeze_epochs") and exp.get("weights", "random") == "random":
+            raise ConfigError(
+                f"invalid configuration:\n  experiments.{name}.freeze_epochs: freezing a "
+                "backbone of random weights trains nothing worth keeping; set weights "
+                "(imagenet or a file) or freeze_epochs: 0"
+            )
+        if (problem := weights_problem(name, exp)) is not None:
+            raise ConfigError(f"invalid configuration:\n  {problem}")
     unsafe = [p for name, spec in config["cohorts"].items() if (p := check_salt(name, spec))]
     if unsafe:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(unsafe))

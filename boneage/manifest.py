@@ -43,16 +43,22 @@ REASONS = {
     "no_hand": "quality control: not a hand radiograph",
 }
 MAX_MONTHS = 240.0
+#: The sex of a film whose sex is not recorded, where the cohort keeps such films.
+SEX_UNKNOWN = "U"
 #: Label statuses that train by default (censored ones when the config says so).
 TRAINABLE = ("exact", "range", "corrected")
 
 
-def check_rows(rows: pd.DataFrame, image_root: str | os.PathLike[str]) -> pd.DataFrame:
+def check_rows(
+    rows: pd.DataFrame, image_root: str | os.PathLike[str], missing_sex: str = "reject"
+) -> pd.DataFrame:
     """Add ``abspath``, ``stamp`` (image size:mtime), ``status`` and ``reason`` columns.
 
     The first failing check gives the reason; checks run in the order of
     :data:`REASONS`. ``abspath`` is resolved; paths resolving outside
-    ``image_root`` are rejected (no reading of arbitrary files).
+    ``image_root`` are rejected (no reading of arbitrary files). A row with
+    no recorded sex is ``missing_sex``, or with ``missing_sex="average"``
+    kept with sex ``U`` (predicted as the mean over both sexes).
     """
     root = str(Path(image_root).resolve())
     out = rows.copy()
@@ -69,8 +75,12 @@ def check_rows(rows: pd.DataFrame, image_root: str | os.PathLike[str]) -> pd.Dat
         path, st = _resolve(str(rel), base, folders)
         abspaths.append(path)
         stamps.append(f"{st.st_size}:{st.st_mtime_ns}" if st else "missing")  # as file_stamp
+        if missing_sex == "average" and sex not in ("M", "F"):
+            sex = SEX_UNKNOWN
         reasons.append(_table_reason(error, rid, status, age, sex, path, st, base, seen))
         seen.add(rid)
+    if missing_sex == "average":
+        out["sex"] = out["sex"].where(out["sex"].isin(["M", "F"]), SEX_UNKNOWN)
     out["abspath"] = abspaths
     out["stamp"] = stamps
     out = out.drop(columns=["error"])
@@ -144,7 +154,7 @@ def _table_reason(
         return "unparseable_label"
     if label_status != "unlabelled" and not (math.isfinite(boneage) and 0 <= boneage <= MAX_MONTHS):
         return "impossible_label"
-    if sex not in ("M", "F"):
+    if sex not in ("M", "F", SEX_UNKNOWN):
         return "missing_sex"
     return None
 
@@ -162,7 +172,7 @@ def build_manifest(spec: dict, shard_size: int) -> tuple[pd.DataFrame, list[dict
     unmatched: list[str] = []
     if spec.get("corrections"):
         rows, unmatched = apply_corrections(rows, read_corrections(spec["corrections"]))
-    checked = check_rows(rows, root)
+    checked = check_rows(rows, root, spec.get("missing_sex") or "reject")
     return checked, plan_shards(checked, shard_size), unmatched
 
 
@@ -236,6 +246,8 @@ def finalise(checked: pd.DataFrame, shard_qc: list[pd.DataFrame]) -> pd.DataFram
     ``qc`` says which rule decided an image's verdict, with its figures.
     """
     out = checked.drop(columns=["abspath"]).set_index("row")
+    if "shown_path" in out:  # the manifest is a result: a DICOM file by its pseudonym
+        out["path"] = out.pop("shown_path")
     out["shard"] = pd.NA
     out["qc"] = ""
     if shard_qc:

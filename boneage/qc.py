@@ -9,12 +9,15 @@ copy subsampled to about :data:`QC_SIDE` pixels, and cost a few milliseconds.
 * Hand: what makes a PA hand film a hand is its silhouette. The background
   (every dark region connected to the film's edge) runs in between the
   fingers, so the silhouette has several *fingers*: thin, elongated
-  protrusions attached to a wider palm, each with a free end that does not
-  reach the film's edge. A chest, knee, skull or spine film has wide body
+  protrusions attached to a wider palm, pointing away from it, each with a
+  free end that does not reach the film's edge. A chest, knee, skull or spine film has wide body
   parts that run off the film, lungs enclosed by ribs or joined to the edge
   in wide lobes, and no such set of free, thin protrusions. Blank frames
   (no contrast) and noise or text (no vertically coherent structure) are
-  rejected before the silhouette is looked at.
+  rejected before the silhouette is looked at. A collimator's shadow (a
+  bright, flat band from the film's edge with a straight inner boundary) is
+  set to the background first: it would join the silhouette and hide the
+  fingers behind a "palm" wider than any hand's.
 
 Where a DICOM header says the film is something else (``Modality: MR``,
 ``BodyPartExamined: CHEST``), that decides. Every verdict carries the rule that decided it and the
@@ -23,7 +26,7 @@ measured figures, so a reviewer sees why a film was rejected.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -39,8 +42,16 @@ SILHOUETTE_SIDE = 128
 MIN_SIDE = 100
 #: A hand shows at least this many fingers (free thin protrusions of the silhouette).
 MIN_FINGERS = 3
+#: A finger points away from its palm's centre, never back across it: within 90 degrees of
+#: the line from the centre to its base (real hands: 50 degrees at most; the pegs and rims
+#: of a knee implant: 80 to 120). Tighter (60 degrees) loses infants' hands, whose bone-level
+#: silhouettes have several small "palms".
+MIN_OUTWARD = 0.0
 #: Fingers of one hand point within 70 degrees of each other (thumb to index: ~60).
 FINGER_SPREAD_COS = 0.34
+#: Collimator shadows (see collimator_shadows): least share of the film, least share of the
+#: shorter side along the film's edge, and how straight the inner boundary is.
+SHADOW_AREA, SHADOW_EDGE, SHADOW_LINE = 0.03, 0.3, 0.08
 #: Vertical coherence of the foreground below which a film is noise or text, not anatomy.
 MIN_COHERENCE = 0.76
 #: Grey-level spread (1st-99th percentile, smoothed) below which a film is blank.
@@ -65,13 +76,17 @@ class Finger:
     free: bool  # does not run along the film's edge (a cut-off tip may touch it)
     palm: int  # label of the wide part it is attached to (0: none)
     direction: tuple[float, float]  # unit vector (row, col) from its base to its tip
+    outward: float = 1.0  # cosine between its direction and the palm centre -> its base
 
     @property
     def is_finger(self) -> bool:
-        """Thin, elongated, long enough, attached to a palm, with a free end."""
+        """Thin, elongated, long enough, attached to a palm, with a free end, and pointing
+        away from the palm (a finger leaves the palm outwards; the pegs and rims of an
+        implant stick out sideways or back)."""
         return (
             self.free
             and self.palm > 0
+            and self.outward >= MIN_OUTWARD
             and self.elongation >= 1.8
             and self.area >= 0.1
             and self.length >= 0.6
@@ -137,7 +152,8 @@ def protrusions(sil: np.ndarray) -> list[Finger]:
     wide = ndi.distance_transform_edt(~(dist > half)) <= half  # opened: palms, wide parts
     to_wide = ndi.distance_transform_edt(~wide)
     reach = max(2.0, radius / 4)  # a finger cut off at a joint still counts as attached
-    palms, _ = ndi.label(to_wide <= reach)  # each palm with the bases of its fingers
+    palms, n_palms = ndi.label(to_wide <= reach)  # each palm with the bases of its fingers
+    centres = ndi.center_of_mass(wide, palms, range(1, n_palms + 1)) if n_palms else []
     labels, _ = ndi.label(sil & ~wide)
     rows, cols = sil.shape
     found = []
@@ -148,7 +164,13 @@ def protrusions(sil: np.ndarray) -> list[Finger]:
         r, c = r + box[0].start, c + box[1].start
         base = to_wide[r, c] <= reach
         palm = int(np.bincount(palms[r[base], c[base]]).argmax()) if base.any() else 0
-        found.append(_measure(r, c, base, palm, dist, radius, rows, cols))
+        finger = _measure(r, c, base, palm, dist, radius, rows, cols)
+        if palm:
+            out = np.array([r[base].mean(), c[base].mean()]) - np.array(centres[palm - 1])
+            out = out / max(float(np.hypot(*out)), 1e-6)
+            cos = float(out[0] * finger.direction[0] + out[1] * finger.direction[1])
+            finger = replace(finger, outward=cos)
+        found.append(finger)
     return found
 
 
@@ -242,6 +264,54 @@ def coherence(small: np.ndarray) -> float:
     return best
 
 
+def collimator_shadows(small: np.ndarray) -> np.ndarray:
+    """Where a collimator blade shadowed the film: a bright, flat region that runs in
+    from the film's edge and ends in a straight line (unexposed film, no anatomy).
+
+    Such a band joins the silhouette (it touches the edge and is bright) and,
+    wider than any palm, hides the hand's fingers. Bright: above Otsu's
+    threshold; flat: local spread (7 x 7) in the lower half of the film's; a
+    band: at least 3 % of the film, touching its edge over 30 % of the shorter
+    side, its inner boundary a line (second singular value under 8 % of the first).
+    """
+    mean = ndi.uniform_filter(small, 7)
+    spread = np.sqrt(np.maximum(ndi.uniform_filter(small * small, 7) - mean * mean, 0.0))
+    candidate = (spread < np.percentile(spread, 50)) & (small > otsu_threshold(small))
+    labels, _ = ndi.label(candidate)
+    rows, cols = small.shape
+    shadows = np.zeros_like(candidate)
+    sizes = np.bincount(labels.ravel())
+    for i in np.nonzero(sizes >= SHADOW_AREA * rows * cols)[0]:
+        if i == 0:
+            continue
+        region = labels == i
+        touching = region[0].sum() + region[-1].sum() + region[:, 0].sum() + region[:, -1].sum()
+        if touching < SHADOW_EDGE * min(rows, cols):
+            continue
+        inner = region & ~ndi.binary_erosion(region)
+        inner[[0, 1, -2, -1], :] = inner[:, [0, 1, -2, -1]] = False
+        r, c = np.nonzero(inner)
+        if len(r) < 10:
+            continue
+        points = np.stack([r, c], 1).astype(np.float64)
+        sv = np.linalg.svd(points - points.mean(0), compute_uv=False)
+        if sv[1] < SHADOW_LINE * sv[0]:
+            shadows |= region
+    return shadows
+
+
+def without_shadows(small: np.ndarray) -> np.ndarray:
+    """``small`` with collimator shadows set to the level of the film's open background."""
+    shadows = collimator_shadows(small)
+    if not shadows.any():
+        return small
+    ring = np.zeros_like(shadows)
+    ring[[0, -1], :] = ring[:, [0, -1]] = True
+    open_edge = ring & ~shadows
+    level = float(np.median(small[open_edge])) if open_edge.any() else float(small.min())
+    return np.where(shadows, np.float32(level), small)
+
+
 def working_image(img: np.ndarray) -> np.ndarray:
     """The image QC looks at: subsampled to about :data:`QC_SIDE` px and smoothed."""
     step = max(1, max(img.shape) // QC_SIDE)
@@ -282,7 +352,7 @@ def check(img: np.ndarray, body_part: object = None, modality: object = None) ->
     header = header_rule(body_part, modality)
     if header:
         return QCResult(False, False, "no_hand", 0, 0.0, header)
-    small = working_image(img)
+    small = without_shadows(working_image(img))
     lo, hi = np.percentile(small, [1, 99])
     contrast = float(hi - lo)  # after smoothing: noise alone is no contrast
     if contrast < MIN_CONTRAST:

@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-ruff format --check boneage tests bench workflow/scripts
-ruff check boneage tests bench workflow/scripts
+ruff format --check boneage tests bench
+ruff check boneage tests bench
 snakefmt --check Snakefile workflow/rules
 # --lint asks for a conda env per rule (see the Snakefile); anything else fails.
 findings=$(snakemake --lint 2>&1 | grep -E '^\s*\* ' | grep -v "conda environment or container" || true)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Idempotent set-up for boneage with Python >= 3.11: a .venv, the pinned Python
+# Idempotent set-up for boneage with Python 3.11 or 3.12: a .venv, the pinned Python
 # packages, Horovod 0.28.1 compiled against TensorFlow 2.17.1 with MPI and Gloo,
 # and the boneage package itself (editable).
 #
@@ -21,6 +21,9 @@
 #            compiler wheels (PyPI's CUDA 12 nvcc wheels hold ptxas but no
 #            nvcc); those kernels then need an NVIDIA driver >= 580.
 #   --cpu    the CPU stack (tensorflow-cpu) even where a GPU is present
+#   --unlocked  resolve requirements.txt's ranges instead of installing
+#            requirements.lock, the exact versions CI tested (scripts/lock.sh
+#            writes it; the GPU stack always resolves the ranges)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -28,11 +31,13 @@ VENV=${BONEAGE_VENV:-$ROOT/.venv}
 WITH_TEST=0
 USE_APT=1
 GPU=auto
+LOCKED=1
 for arg in "$@"; do
   case "$arg" in
     --test) WITH_TEST=1 ;;
     --no-apt) USE_APT=0 ;;
     --gpu) GPU=1 ;;
+    --unlocked) LOCKED=0 ;;
     --cpu) GPU=0 ;;
     *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
   esac
@@ -89,6 +94,9 @@ fi
 [ -n "$PY" ] || die "no python3 found: Python >= 3.11 is needed ('module load python/3.11')"
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
   die "$($PY --version) is too old: Python >= 3.11 is needed (set PYTHON=/path/to/python3.11)"
+# TensorFlow 2.17.1 (pinned with Horovod 0.28.1) has no wheels for Python 3.13 or newer.
+"$PY" -c 'import sys; sys.exit(sys.version_info >= (3, 13))' ||
+  die "$($PY --version) is too new: TensorFlow 2.17.1, which Horovod 0.28.1 needs, has wheels up to Python 3.12 (set PYTHON=/path/to/python3.11 or 3.12)"
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating virtual environment $VENV with $($PY --version)"
   "$PY" -m venv "$VENV" || die "'$PY -m venv' failed: install python3-venv, or use another Python (PYTHON=...)"
@@ -104,13 +112,20 @@ if [ "$GPU" -eq 1 ]; then
 else
   TF_REQ="tensorflow-cpu==$TF_PIN"; TF_OTHER=tensorflow
 fi
-grep -v '^tensorflow-cpu==' requirements.txt > "$VENV/requirements-no-tf.txt"
-reqs=(-r "$VENV/requirements-no-tf.txt" "$TF_REQ")
-[ "$WITH_TEST" -eq 1 ] && reqs+=(-r requirements-test.txt)
+# By default the exact versions CI tested (requirements.lock, the CPU stack, test
+# tools included); --unlocked, and the GPU stack, resolve the ranges instead.
+if [ "$LOCKED" -eq 1 ] && [ "$GPU" -eq 0 ] && [ -f requirements.lock ]; then
+  reqs=(-r requirements.lock); what="requirements.lock: the versions CI tested"
+else
+  grep -v '^tensorflow-cpu==' requirements.txt > "$VENV/requirements-no-tf.txt"
+  reqs=(-r "$VENV/requirements-no-tf.txt" "$TF_REQ"); what="requirements.txt ranges, $TF_REQ"
+  [ "$WITH_TEST" -eq 1 ] && reqs+=(-r requirements-test.txt)
+fi
 stamp="$VENV/.boneage-reqs${WITH_TEST}.sha"
-want=$( (cat requirements.txt requirements-test.txt pyproject.toml; echo "gpu=$GPU") | sha256sum | cut -d' ' -f1)
+want=$( (cat requirements.txt requirements-test.txt requirements.lock pyproject.toml 2>/dev/null
+         echo "gpu=$GPU locked=$LOCKED") | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  log "installing pinned Python packages (requirements.txt, $TF_REQ)"
+  log "installing Python packages ($what)"
   pip_quiet --upgrade pip setuptools wheel
   # Switching between the CPU and GPU stacks: both wheels hold `tensorflow`.
   if "$VPY" -m pip show -q "$TF_OTHER" 2>/dev/null; then

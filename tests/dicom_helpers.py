@@ -59,16 +59,60 @@ def write_dicom(
 
 
 def write_undecodable(path: Path, pixels_shape=(64, 48)) -> Path:
-    """A JPEG-LS file: no decoder for it is installed, so it must be rejected cleanly."""
+    """An MPEG-2 encoded film: no decoder for it is installed, so it must be rejected cleanly."""
     from pydicom.encaps import encapsulate
-    from pydicom.uid import JPEGLSLossless
+    from pydicom.uid import MPEG2MPML
 
     write_dicom(path, np.zeros(pixels_shape, np.uint16))
     import pydicom
 
     ds = pydicom.dcmread(path)
-    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
-    ds.PixelData = encapsulate([b"\xff\xd8\xff\xf7 not really jpeg-ls \xff\xd9"])
+    ds.file_meta.TransferSyntaxUID = MPEG2MPML
+    ds.PixelData = encapsulate([b"\x00\x00\x01\xb3 not really mpeg-2"])
     ds["PixelData"].VR = "OB"
     ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def write_jpeg_dicom(path: Path, pixels: np.ndarray, **tags) -> bytes:
+    """An 8-bit DX film in JPEG baseline (lossy, as many PACS export); returns the JPEG."""
+    import io
+
+    import pydicom
+    from PIL import Image
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, "JPEG", quality=90)
+    jpeg = buffer.getvalue()
+    write_dicom(path, np.zeros(pixels.shape, np.uint16), **tags)
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = encapsulate([jpeg])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+    return jpeg
+
+
+def to_jpeg_lossless(source: Path, path: Path) -> Path:
+    """``source`` re-encoded as JPEG lossless (process 14), as many PACS store films (GDCM)."""
+    import gdcm
+
+    reader = gdcm.ImageReader()
+    reader.SetFileName(str(source))
+    if not reader.Read():
+        raise OSError(f"GDCM cannot read {source}")
+    change = gdcm.ImageChangeTransferSyntax()
+    change.SetTransferSyntax(gdcm.TransferSyntax(gdcm.TransferSyntax.JPEGLosslessProcess14_1))
+    change.SetInput(reader.GetImage())
+    if not change.Change():
+        raise OSError("GDCM could not encode JPEG lossless")
+    writer = gdcm.ImageWriter()
+    writer.SetFileName(str(path))
+    writer.SetFile(reader.GetFile())
+    writer.SetImage(change.GetOutput())
+    if not writer.Write():
+        raise OSError(f"GDCM cannot write {path}")
     return path

@@ -38,29 +38,74 @@ def test_errors_name_the_bad_key(mutate, where):
 
 
 @pytest.mark.parametrize("id_field", ["AccessionNumber", "PatientID"])
-def test_unsalted_enumerable_pseudonyms_stop_at_start(id_field):
+def test_unsalted_enumerable_pseudonyms_stop_at_start(id_field, monkeypatch, tmp_path):
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     config["cohorts"]["pacs"] = {"source": "dicom", "folder": "/x", "id_field": id_field}
-    with pytest.raises(ConfigError, match=r"cohorts\.pacs\.salt"):
+    pacs = config["cohorts"]["pacs"]
+    with pytest.raises(ConfigError, match=r"cohorts\.pacs\.salt_env: pseudonyms of"):
         validate(copy.deepcopy(config))
-    config["cohorts"]["pacs"]["salt"] = "a site secret"
+    pacs["salt_env"] = "BONEAGE_TEST_SALT"  # named, but not set in this shell
+    monkeypatch.delenv("BONEAGE_TEST_SALT", raising=False)
+    with pytest.raises(ConfigError, match=r"BONEAGE_TEST_SALT is not set"):
+        validate(copy.deepcopy(config))
+    monkeypatch.setenv("BONEAGE_TEST_SALT", "a site secret")
     validate(copy.deepcopy(config))  # with a salt, or with a UID as id, it runs
-    config["cohorts"]["pacs"].update(salt="", id_field="StudyInstanceUID")
-    validate(config)
+    del pacs["salt_env"]
+    pacs["id_field"] = "StudyInstanceUID"
+    validate(copy.deepcopy(config))
+    run, secure = tmp_path / "run", tmp_path / "secure"  # a salt file: outside the run folder
+    run.mkdir(), secure.mkdir()
+    monkeypatch.chdir(run)
+    for folder in (run, secure):
+        (folder / "salt").write_text("a site secret\n")
+    pacs["salt_file"] = str(run / "salt")
+    with pytest.raises(ConfigError, match=r"inside the run folder"):
+        validate(copy.deepcopy(config))
+    pacs["salt_file"] = str(secure / "salt")
+    validate(copy.deepcopy(config))
+    (secure / "salt").write_text("\n")
+    with pytest.raises(ConfigError, match=r"is empty"):  # ... and not empty
+        validate(copy.deepcopy(config))
 
 
-def test_report_config_hides_salts_and_dicom_folders():
+def test_a_salt_written_in_the_config_is_refused_with_what_to_do_instead():
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config["cohorts"]["pacs"] = {"source": "dicom", "folder": "/x", "salt": "s3cr3t-value"}
+    with pytest.raises(ConfigError) as info:
+        validate(config)
+    message = str(info.value)
+    assert "cohorts.pacs.salt: a salt written in the config travels" in message
+    assert "salt_env: BONEAGE_SALT" in message and "salt_file" in message
+    assert "s3cr3t" not in message
+
+
+def test_salt_pseudonyms_are_keyed_hashes():
+    """HMAC-SHA-256 (RFC 2104) of the value, keyed by the salt: checked against hmac itself."""
+    import hashlib
+    import hmac
+
+    from boneage.salt import fingerprint, pseudonym
+
+    expected = hmac.new(b"k", b"ACC-1", hashlib.sha256).hexdigest()[:16]
+    assert pseudonym("ACC-1", "k") == "S" + expected
+    assert pseudonym("ACC-1", "k") != pseudonym("ACC-1", "k2")
+    assert pseudonym("ACC-1", "k") != "S" + hashlib.sha256(b"k:ACC-1").hexdigest()[:16]
+    assert len(fingerprint("k")) == 8 and fingerprint("k") != fingerprint("k2")
+    assert fingerprint("") == ""
+
+
+def test_run_config_in_results_leaves_dicom_folders_out():
     from boneage.config import public_config
 
     config = {
         "cohorts": {
-            "pacs": {"source": "dicom", "folder": "/pacs/DOE_JANE", "salt": "s3cr3t-value"},
+            "pacs": {"source": "dicom", "folder": "/pacs/DOE_JANE", "salt_env": "SALT"},
             "rsna": {"source": "rsna", "csv": "/rsna/a.csv", "images": "/rsna"},
         }
     }
     shown = str(public_config(config))
-    assert "s3cr3t" not in shown and "DOE_JANE" not in shown and "/rsna/a.csv" in shown
-    assert config["cohorts"]["pacs"]["salt"] == "s3cr3t-value"  # the run's own config is untouched
+    assert "DOE_JANE" not in shown and "/rsna/a.csv" in shown
+    assert config["cohorts"]["pacs"]["folder"] == "/pacs/DOE_JANE"  # the run's own is untouched
 
 
 @pytest.mark.slow

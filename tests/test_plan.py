@@ -35,7 +35,7 @@ def test_sources_synthetic_paths_and_wildcard_like_paths(tmp_path):
     labels = tmp_path / "{site}/labels.csv"
     labels.parent.mkdir()
     labels.write_text("id\n")
-    part = plan.config_part("cohorts/site")
+    part = plan.config_part("cohorts/site", "private")
     assert list(part["source_stamps"]) == [str(labels)]
     assert plan.config_part("experiments/e")["image_size"] == 128
 
@@ -112,3 +112,32 @@ def test_table_memory_grows_with_the_cohorts_images(tmp_path, monkeypatch):
     one = plan.table_mem_mb(["synth"])
     assert one > before + 100  # about half a KB per image row
     assert plan.table_mem_mb(["synth"], tables=3) > 2 * one - before
+
+
+def test_gpu_nodes_give_each_model_step_its_gpus_and_the_rest_none(tmp_path):
+    """Nodes of 4 GPUs, 8 ranks over 2 nodes: a training job asks gpu:4 per node (one per
+    rank), every other model step gpu:1, the bookkeeping steps nothing; without GPUs, nothing."""
+    cfg = {
+        "cohorts": {"synth": {"source": "synthetic", "n": 20}},
+        "train_cohorts": ["synth"],
+        "experiments": {"e": {"epochs": 1}},
+        "distributed": {"ranks": 8, "nodes": 2},
+    }
+    gpu_node = Node(mem_mb=256_000, cores=32, gpus=4)
+    plan = RunPlan(validate(cfg), lambda: gpu_node)
+    assert plan.step_gpus("train") == 4
+    assert [plan.step_gpus(s) for s in ("profile", "calibrate", "predict", "saliency")] == [1] * 4
+    assert plan.step_gpus("shard") == plan.step_gpus("report") == 0
+    cpu = RunPlan(validate(cfg), lambda: Node(mem_mb=256_000, cores=32))
+    assert cpu.step_gpus("train") == cpu.step_gpus("predict") == 0
+
+
+def test_predict_runs_one_process_per_gpu_and_gres_strings_are_read():
+    from boneage.resources import gres_gpus, plan_node
+
+    # 256 GB and 32 cores fit 32 processes of 6 GB; 4 GPUs: 4 processes of 8 threads.
+    plan = plan_node(256_000, 32, 6_000, reserve_mb=0, node_gpus=4)
+    assert (plan.processes, plan.threads) == (4, 8)
+    assert plan_node(256_000, 32, 6_000, reserve_mb=0).processes == 32
+    assert gres_gpus("gpu:a100:4(S:0-1),shard:8") == 4
+    assert gres_gpus("gpu:8") == 8 and gres_gpus("(null)") == 0 and gres_gpus("shard:2") == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import REAL_DATA, real_films
 
 from boneage.imageio import decode
 from boneage.qc import MIN_FINGERS, check, header_rule
@@ -19,9 +20,10 @@ def test_real_hands_accepted_with_right_polarity(real_hands):
         assert upright.fingers >= MIN_FINGERS and upright.rule.startswith("fingers"), path.name
 
 
-def test_real_chest_films_are_not_hands(real_nonhands):
-    """Real chest radiographs, as stored and inverted: `no_hand`, with the rule that decided."""
-    for path in real_nonhands:
+def test_real_chest_and_knee_films_are_not_hands(real_nonhands):
+    """Real chest and knee radiographs (most knees with an implant, whose pegs and rims
+    stick out like fingers but sideways), as stored and inverted: `no_hand`, with the rule."""
+    for path in [*real_nonhands, *real_films(REAL_DATA / "real-knee")]:
         img = decode(path)
         for verdict in (check(img), check(1.0 - img)):
             assert verdict.reason == "no_hand", (path.name, verdict)
@@ -98,3 +100,19 @@ def test_dicom_images_of_other_modalities_are_rejected():
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         verdict = check(decode(path), ds.get("BodyPartExamined"), ds.get("Modality"))
         assert verdict.reason in ("no_hand", "too_small"), (name, verdict)
+
+
+@pytest.mark.parametrize("kind", ["collimator shadow", "fingers together"])
+def test_hands_that_are_hard_to_see_are_still_hands(kind):
+    """A collimator's bright shadow across one side (it would join the silhouette and hide
+    the fingers behind a "palm" wider than any hand's), and fingers held together."""
+    from boneage.synth.render import render_hand
+
+    rejected = []
+    for k in range(12):
+        rng = np.random.default_rng([7, k])
+        kw = {"collimated": True} if kind == "collimator shadow" else {"spread": -0.3}
+        verdict = check(render_hand(rng.uniform(12, 200), bool(k % 2), rng, **kw) / 255.0)
+        if not verdict.is_hand:
+            rejected.append((k, verdict.rule))
+    assert not rejected, rejected

@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import write_png
-from dicom_helpers import IDENTIFYING, write_dicom, write_undecodable
+from dicom_helpers import (
+    IDENTIFYING,
+    to_jpeg_lossless,
+    write_dicom,
+    write_jpeg_dicom,
+    write_undecodable,
+)
 from PIL import Image
 
 from boneage.imageio import DecodeError, decode, is_dicom
@@ -122,9 +128,15 @@ def test_sheet_missing_column_is_named(tmp_path):
         read_source(spec)
 
 
+@pytest.fixture(autouse=True)
+def site_salt(monkeypatch):
+    """The DICOM cohorts here name their salt as a site does: an environment variable."""
+    monkeypatch.setenv("BONEAGE_TEST_SALT", "s")
+
+
 @pytest.fixture
 def dicom_folder(tmp_path):
-    from pydicom.uid import JPEG2000Lossless, RLELossless
+    from pydicom.uid import JPEG2000Lossless, JPEGLSLossless, RLELossless
 
     root = tmp_path / "pacs"
     (root / "2022" / "03").mkdir(parents=True)
@@ -143,15 +155,18 @@ def dicom_folder(tmp_path):
     )
     write_dicom(root / "2022" / "03" / "rle.dcm", img, syntax=RLELossless, PatientAge="006M")
     write_dicom(root / "j2k.dcm", img, syntax=JPEG2000Lossless, PatientAge="120W")
-    write_undecodable(root / "jpegls.dcm")
+    write_dicom(root / "jls.dcm", img, syntax=JPEGLSLossless, PatientAge="010Y")
+    write_undecodable(root / "mpeg2.dcm")
     (root / "broken.dcm").write_bytes(b"\x00" * 300)
     (root / "README.txt").write_text("export notes")
     return root
 
 
 def test_dicom_rows_decode_and_age(dicom_folder):
-    rows, base = read_source({"source": "dicom", "folder": str(dicom_folder), "salt": "s"})
-    assert len(rows) == 6  # README.txt is not a row; broken.dcm is
+    rows, base = read_source(
+        {"source": "dicom", "folder": str(dicom_folder), "salt_env": "BONEAGE_TEST_SALT"}
+    )
+    assert len(rows) == 7  # README.txt is not a row; broken.dcm is
     by_path = rows.set_index("path")
     assert by_path.loc["plain.dcm", "chrono_age"] == 120
     assert by_path.loc["2022/mono1.dcm", "chrono_age"] == pytest.approx(144, abs=0.5)  # dates
@@ -160,15 +175,39 @@ def test_dicom_rows_decode_and_age(dicom_folder):
     assert by_path.loc["broken.dcm", "error"] == "unreadable_image"
     assert (rows["label_status"] == "unlabelled").all()
     reference = decode(dicom_folder / "plain.dcm")
-    for name in ("2022/mono1.dcm", "2022/03/rle.dcm", "j2k.dcm"):
+    for name in ("2022/mono1.dcm", "2022/03/rle.dcm", "j2k.dcm", "jls.dcm"):
         img = decode(dicom_folder / name)
         verdict = check(img)
         assert verdict.is_hand and not verdict.inverted, name
         assert np.corrcoef(img.ravel(), reference.ravel())[0, 1] > 0.98, name
     with pytest.raises(DecodeError) as info:
-        decode(dicom_folder / "jpegls.dcm")
+        decode(dicom_folder / "mpeg2.dcm")
     assert info.value.reason == "unsupported_compression"
     assert is_dicom(dicom_folder / "plain.dcm") and not is_dicom(dicom_folder / "broken.dcm")
+
+
+def test_baseline_jpeg_dicom_decodes_as_the_jpeg_itself(tmp_path):
+    """A lossy JPEG-baseline export decodes to the picture Pillow reads from the same JPEG."""
+    import io
+
+    from PIL import Image
+
+    jpeg = write_jpeg_dicom(tmp_path / "jpeg.dcm", _hand(4), PatientSex="M")
+    truth = np.asarray(Image.open(io.BytesIO(jpeg)).convert("L"), np.float64)
+    img = decode(tmp_path / "jpeg.dcm").astype(np.float64)
+    assert img.shape == truth.shape
+    assert np.corrcoef(img.ravel(), truth.ravel())[0, 1] > 0.999
+    assert check(decode(tmp_path / "jpeg.dcm")).is_hand
+
+
+def test_jpeg_lossless_dicom_decodes_to_the_uncompressed_pixels(tmp_path):
+    """JPEG lossless (process 14) through the default decoders (no GPL decoder installed)."""
+    plain = write_dicom(tmp_path / "plain.dcm", _hand(5).astype(np.uint16) * 16)
+    lossless = to_jpeg_lossless(plain, tmp_path / "lossless.dcm")
+    import pydicom
+
+    assert pydicom.dcmread(lossless).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.4.70"
+    np.testing.assert_array_equal(decode(lossless), decode(plain))
 
 
 def test_dicom_identifiers_never_leave(dicom_folder, tmp_path):
@@ -176,7 +215,7 @@ def test_dicom_identifiers_never_leave(dicom_folder, tmp_path):
     from boneage.shards import build_shard
 
     checked, plan, _ = build_manifest(
-        {"source": "dicom", "folder": str(dicom_folder), "salt": "s"}, 10
+        {"source": "dicom", "folder": str(dicom_folder), "salt_env": "BONEAGE_TEST_SALT"}, 10
     )
     write_tsv(tmp_path / "rows.tsv", checked)
     by_row = checked.set_index("row")
@@ -214,6 +253,36 @@ def test_dicom_labels_join_on_configured_id(dicom_folder, tmp_path):
     assert (readable["boneage"] == 138).all() and (readable["label_status"] == "range").all()
 
 
+def test_a_dicom_without_the_configured_id_is_rejected_as_missing_id(tmp_path):
+    root = tmp_path / "pacs"
+    root.mkdir()
+    write_dicom(root / "with.dcm", _hand(1).astype(np.uint16) * 16, AccessionNumber="A1")
+    write_dicom(root / "without.dcm", _hand(2).astype(np.uint16) * 16, AccessionNumber=None)
+    spec = {
+        "source": "dicom",
+        "folder": str(root),
+        "id_field": "AccessionNumber",
+        "salt_env": "BONEAGE_TEST_SALT",
+    }
+    checked, _, _ = build_manifest(spec, 10)
+    assert checked.set_index("path")["reason"].to_dict() == {
+        "with.dcm": None,
+        "without.dcm": "missing_id",
+    }
+
+
+@pytest.mark.parametrize(("unit", "months"), [("months", [30.0, 126.5]), ("years", [360, 1518])])
+def test_sheet_age_unit(tmp_path, unit, months):
+    """`age_unit` says what the sheet's age column counts (decimal commas allowed)."""
+    spec = _sheet(tmp_path, ".csv")
+    table = pd.read_csv(spec["table"], dtype=str).iloc[:2]
+    table["Age"] = ["30", "126,5"]
+    table.to_csv(spec["table"], index=False)
+    spec["columns"]["age"] = "Age"
+    rows, _ = read_source({**spec, "age_unit": unit})
+    assert rows["chrono_age"].tolist() == pytest.approx(months)
+
+
 def test_age_from_patient_age_units():
     class DS:
         PatientAge = "030W"
@@ -237,7 +306,9 @@ def test_truncated_dicom_is_named_even_when_its_id_repeats(tmp_path, syntax):
     )
     good = (root / "a.dcm").read_bytes()
     (root / "b.dcm").write_bytes(good[: len(good) - 200])
-    checked, _, _ = build_manifest({"source": "dicom", "folder": str(root), "salt": "s"}, 10)
+    checked, _, _ = build_manifest(
+        {"source": "dicom", "folder": str(root), "salt_env": "BONEAGE_TEST_SALT"}, 10
+    )
     assert checked.set_index("path")["reason"].to_dict() == {"a.dcm": None, "b.dcm": "truncated"}
     with pytest.raises(DecodeError) as info:
         decode(root / "b.dcm")
@@ -249,7 +320,7 @@ def test_dicom_rows_keep_body_part_and_modality(tmp_path):
     root.mkdir()
     write_dicom(root / "hand.dcm", _hand(3).astype(np.uint16) * 16, BodyPartExamined="HAND")
     write_dicom(root / "mr.dcm", _hand(3).astype(np.uint16) * 16, Modality="MR")
-    rows, _ = read_source({"source": "dicom", "folder": str(root), "salt": "s"})
+    rows, _ = read_source({"source": "dicom", "folder": str(root), "salt_env": "BONEAGE_TEST_SALT"})
     got = rows.set_index("path")[["body_part", "modality"]].to_dict("index")
     assert got == {
         "hand.dcm": {"body_part": "HAND", "modality": "DX"},

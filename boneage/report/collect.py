@@ -26,6 +26,11 @@ class RunResults:
     calibration: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+def private_rows(results: str | os.PathLike[str], cohort: str) -> Path:
+    """A cohort's rows table (source paths: private/, beside results/, stays at the site)."""
+    return Path(results).parent / "private" / "cohorts" / cohort / "rows.tsv"
+
+
 def report_files(
     config: dict[str, Any], results: str = "results", benchmarks: str = "benchmarks"
 ) -> dict[str, list[str]]:
@@ -47,7 +52,7 @@ def report_files(
     per_cohort = ("manifest", "index", "split")
     return {
         "manifests": [f"{r}/cohorts/{c}/manifest.tsv" for c in cohorts],
-        "rows": [f"{r}/cohorts/{c}/rows.tsv" for c in cohorts],
+        "rows": [str(private_rows(r, c)) for c in cohorts],
         "indexes": [f"{r}/cohorts/{c}/index.json" for c in cohorts],
         "splits": [f"{r}/cohorts/{c}/split.tsv" for c in cohorts],
         "train": [f"{r}/models/{e}/train.json" for e in experiments],

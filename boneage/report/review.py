@@ -15,6 +15,7 @@ from boneage.atomic import read_tsv
 from boneage.corrections import COLUMNS as CORRECTION_COLUMNS
 from boneage.corrections import read_corrections
 from boneage.imageio import DecodeError, decode
+from boneage.report.collect import private_rows
 from boneage.shards import read_shard
 
 QC_THUMBS_PER_REASON = 4
@@ -133,7 +134,7 @@ def qc_gallery(
     results: Path, cohort: str, per_reason: int = QC_THUMBS_PER_REASON
 ) -> dict[str, list[dict]]:
     """A few rejected films per QC/decoding reason, with thumbnails where they decode."""
-    rows_path = results / "cohorts" / cohort / "rows.tsv"
+    rows_path = private_rows(results, cohort)
     manifest_path = results / "cohorts" / cohort / "manifest.tsv"
     if not rows_path.exists() or not manifest_path.exists():
         return {}

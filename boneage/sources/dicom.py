@@ -5,21 +5,22 @@ Config::
     source: dicom
     folder: /data/pacs/hands       # searched recursively for DICOM files
     id_field: StudyInstanceUID     # or AccessionNumber, PatientID, SOPInstanceUID
-    pseudonymize: true             # replace the id by a salted hash (default true)
-    salt: "site-secret"            # keeps pseudonyms stable and unguessable
+    pseudonymize: true             # replace the id by a keyed hash (default true)
+    salt_env: BONEAGE_SALT         # where the site secret is kept (or salt_file: PATH)
     labels: {table: ba.xlsx, columns: {id: Accession, boneage: BA}, label_unit: years}
 
 Only the configured id (or its pseudonym), sex, the age derived from
 PatientAge or the birth and study dates, BodyPartExamined and Modality (for
 quality control) are kept. PatientName,
 PatientBirthDate, AccessionNumber and PatientID never leave this module
-unless one of them is the configured id.
+unless one of them is the configured id. Export file names (often a
+patient's name) stay in the run's private rows table; the manifest and
+everything under ``results/`` name a file by its pseudonym (``shown_path``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import pandas as pd
 
 from boneage.imageio import is_dicom, read_header
 from boneage.labels import parse_label
+from boneage.salt import pseudonym, read_salt
 from boneage.sources.rows import finish, parse_sex
 from boneage.sources.spreadsheet import UNITS, read_table
 
@@ -49,21 +51,20 @@ def age_months(ds) -> float:
     return round((study - birth).days / 30.4375, 2)
 
 
-def pseudonym(value: str, salt: str) -> str:
-    """A stable, salted, non-reversible study pseudonym."""
-    return "S" + hashlib.sha256(f"{salt}:{value}".encode()).hexdigest()[:16]
-
-
 def read_dicom_folder(spec: dict[str, Any]) -> pd.DataFrame:
     """One source row per DICOM file under ``spec["folder"]`` (headers only, no pixels)."""
     root = Path(spec["folder"])
     id_field = spec.get("id_field", "StudyInstanceUID")
-    salt = str(spec.get("salt", ""))
+    salt = read_salt(spec)
     hide = spec.get("pseudonymize", True)
     records = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         rel = str(path.relative_to(root))
-        record: dict[str, Any] = {"path": rel, "error": None}
+        record: dict[str, Any] = {
+            "path": rel,
+            "error": None,
+            "shown_path": pseudonym(rel, salt, "F"),
+        }
         if not is_dicom(path):
             if path.suffix.lower() != ".dcm":
                 continue  # not part of the export (README, DICOMDIR index, ...)
@@ -89,7 +90,17 @@ def read_dicom_folder(spec: dict[str, Any]) -> pd.DataFrame:
         records.append(record)
     frame = pd.DataFrame(
         records,
-        columns=["path", "error", "id", "key", "sex", "chrono_age", "body_part", "modality"],
+        columns=[
+            "path",
+            "error",
+            "id",
+            "key",
+            "sex",
+            "chrono_age",
+            "body_part",
+            "modality",
+            "shown_path",
+        ],
     ).fillna({"body_part": "", "modality": ""})
     frame["label_status"] = "unlabelled"
     frame["boneage"] = np.nan

@@ -44,6 +44,7 @@ COLUMNS = [
     "chrono_age",
     "body_part",
     "modality",
+    "shown_path",  # the path results show: ``path``, or a DICOM file's pseudonym
 ]
 TRUE_WORDS = {"true", "1", "m", "male", "yes", "boy", "man"}
 FALSE_WORDS = {"false", "0", "f", "female", "no", "girl", "woman"}
@@ -95,4 +96,6 @@ def finish(frame: pd.DataFrame) -> pd.DataFrame:
         if col not in out:
             out[col] = default
     out["patient"] = out["patient"].fillna(out["id"]).astype(str)
+    if "shown_path" not in out:
+        out["shown_path"] = out["path"]
     return out[COLUMNS]

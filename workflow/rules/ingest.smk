@@ -4,9 +4,9 @@
 checkpoint manifest:
     input:
         unpack(get_source_files),
-        spec="results/config/cohorts/{cohort}.json",
+        spec="private/config/cohorts/{cohort}.json",
     output:
-        rows="results/cohorts/{cohort}/rows.tsv",
+        rows="private/cohorts/{cohort}/rows.tsv",
         plan="results/cohorts/{cohort}/plan.json",
     log:
         "logs/manifest/{cohort}.log",
@@ -24,7 +24,7 @@ checkpoint manifest:
 # only the shard holding that row.
 rule shard:
     input:
-        rows=ancient("results/cohorts/{cohort}/rows.tsv"),
+        rows=ancient("private/cohorts/{cohort}/rows.tsv"),
         plan=ancient("results/cohorts/{cohort}/plan.json"),
     output:
         # Zarr shards are folders, HDF5 shards files.
@@ -46,7 +46,7 @@ rule shard:
 
 rule index:
     input:
-        rows="results/cohorts/{cohort}/rows.tsv",
+        rows="private/cohorts/{cohort}/rows.tsv",
         qc=get_shard_qc,
         shards=get_shards,
     output:
