@@ -8,19 +8,22 @@ predict the expected value of the bins.
 Backbones: ``small_cnn`` (trains on 2 CPU cores in minutes), and from
 ``keras.applications`` ``resnet50``, ``inceptionv3`` (with a sex branch as
 in the RSNA 2017 winning entry), ``efficientnetb0``, ``vgg16`` and ``vgg19``. Their
-weights are random or read from a local file: nothing is downloaded.
+weights are random, a local file, or ImageNet's from the Keras cache
+(:mod:`boneage.weights`: nothing is downloaded here). Each gets its input as
+its own ``keras.applications.<net>.preprocess_input`` gives it.
 ``sex_mode="separate"`` builds two towers (one per sex) in one model.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 
 import keras
 import numpy as np
 from keras import layers, ops
+
+from boneage.weights import weights_file
 
 #: Age bins for classification: 6-month bins over 0-240 months.
 BIN_WIDTH = 6.0
@@ -82,32 +85,40 @@ def small_cnn(image, weights: str | None, prefix: str):
     )
 
 
-def _application(factory: Callable, scale: float, offset: float) -> Callable:
-    """Wrap a keras.applications network: grey -> 3 channels, its input range, avg pool."""
+def _application(factory: Callable, scale: float, offset: tuple[float, float, float]) -> Callable:
+    """Wrap a keras.applications network: grey -> 3 channels, its input range, avg pool.
+
+    ``scale`` and the per-channel ``offset`` map [0, 1] to what the network's
+    ``preprocess_input`` makes of the same grey image in 0-255 (tested).
+    """
 
     def features(image, weights: str | None, prefix: str):
         x = layers.Concatenate(name=f"{prefix}grey_to_rgb")([image, image, image])
-        x = layers.Rescaling(scale, offset, name=f"{prefix}input_range")(x)
+        x = layers.Rescaling(scale, list(offset), name=f"{prefix}input_range")(x)
         base = factory(
             include_top=False,
             weights=weights,
             input_shape=tuple(x.shape[1:]),
             pooling="avg",
-            name=f"{prefix}{factory.__name__.lower()}",
+            name=f"{prefix}{BACKBONE_NET}{factory.__name__.lower()}",
         )
         return base(x)
 
     return features
 
 
+#: caffe-style networks (ResNet50, VGG): 0-255, BGR, less ImageNet's channel means.
+CAFFE = (-103.939, -116.779, -123.68)
+#: The name prefix of a keras.applications network inside a boneage model (its backbone).
+BACKBONE_NET = "net_"
 BACKBONES: dict[str, Callable] = {
     "small_cnn": small_cnn,
-    # caffe-style networks: 0-255 less the ImageNet mean grey level
-    "resnet50": _application(keras.applications.ResNet50, 255.0, -116.0),
-    "vgg16": _application(keras.applications.VGG16, 255.0, -116.0),
-    "vgg19": _application(keras.applications.VGG19, 255.0, -116.0),
-    "inceptionv3": _application(keras.applications.InceptionV3, 2.0, -1.0),  # [-1, 1]
-    "efficientnetb0": _application(keras.applications.EfficientNetB0, 255.0, 0.0),  # own norm
+    "resnet50": _application(keras.applications.ResNet50, 255.0, CAFFE),
+    "vgg16": _application(keras.applications.VGG16, 255.0, CAFFE),
+    "vgg19": _application(keras.applications.VGG19, 255.0, CAFFE),
+    "inceptionv3": _application(keras.applications.InceptionV3, 2.0, (-1.0,) * 3),  # [-1, 1]
+    # EfficientNet normalises inside the network: 0-255 in
+    "efficientnetb0": _application(keras.applications.EfficientNetB0, 255.0, (0.0,) * 3),
 }
 MIN_SIZE = {"inceptionv3": 75}
 #: Dense layers after the features and units of the sex branch, per backbone.
@@ -164,12 +175,7 @@ def build_model(
         raise ValueError(f"unknown backbone {backbone!r}; choose from {sorted(BACKBONES)}")
     if image_size < MIN_SIZE.get(backbone, 32):
         raise ValueError(f"{backbone} needs image_size >= {MIN_SIZE.get(backbone, 32)}")
-    if weights in ("random", "", None):
-        weights = None
-    elif not os.path.isfile(weights):
-        raise FileNotFoundError(f"weights file {weights} not found (nothing is downloaded)")
-    if weights and backbone == "small_cnn":
-        raise ValueError("small_cnn has no pretrained weights; use weights: random")
+    weights = weights_file(weights, backbone)
     image = keras.Input((image_size, image_size, 1), name="image")
     sex = keras.Input((1,), name="sex")
     args = (backbone, weights, loss, target_mean, target_sd, dropout)
@@ -196,3 +202,8 @@ def weights_digest(model: keras.Model) -> str:
     for w in model.get_weights():
         h.update(np.ascontiguousarray(w).tobytes())
     return h.hexdigest()[:16]
+
+
+def backbone_layers(model: keras.Model) -> list[keras.Layer]:
+    """The pretrained-network layers of a model (one per sex tower; none for small_cnn)."""
+    return [layer for layer in model.layers if BACKBONE_NET in layer.name]

@@ -75,9 +75,13 @@ def data_digest(shard_digests: Iterable[str], split: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def weights_file_digest(weights: str) -> str:
-    """The starting weights: a file's SHA-256, or the word itself (``random``)."""
-    return sha256_file(weights) if weights and os.path.isfile(weights) else weights
+def weights_file_digest(weights: str | None, backbone: str) -> str:
+    """The starting weights: the SHA-256 of the file they come from (``imagenet``: the
+    cached Keras file), or ``random``."""
+    from boneage.weights import weights_file
+
+    path = weights_file(weights, backbone)
+    return sha256_file(path) if path else "random"
 
 
 def training_inputs(
@@ -95,7 +99,7 @@ def training_inputs(
     return {
         "settings": sha256_json({k: v for k, v in settings.items() if k != "name"}),
         "data": data_digest(shard_digests, split),
-        "weights": weights_file_digest(str(settings.get("weights", ""))),
+        "weights": weights_file_digest(settings.get("weights"), settings["backbone"]),
         "world_size": int(world_size),
         "versions": sha256_json({k: versions.get(k) for k in KEY_PACKAGES}),
     }

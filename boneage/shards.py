@@ -4,7 +4,7 @@ A shard holds N accepted images of one cohort:
 
 ============  ===================  ==========================================
 ``images``    uint8 (N, S, S, 1)   preprocessed, white bone on black
-``sex``       uint8 (N,)           1 = male, 0 = female
+``sex``       uint8 (N,)           1 = male, 0 = female, 2 = not recorded
 ``boneage``   float32 (N,)         label, months
 ``true``      float32 (N,)         reference bone age, NaN where unknown
 ``row``       int64 (N,)           source row (links back to the manifest)
@@ -46,6 +46,8 @@ FORMATS = {"zarr": ".zarr", "hdf5": ".h5"}
 CHUNK = 64
 #: Columns of a Zarr shard's ``labels`` array, in order.
 LABELS = ("sex", "boneage", "true", "row")
+#: A film's sex in a shard (2: not recorded; the model sees 0 and 1 and averages).
+SEX_CODES = {"M": 1, "F": 0, "U": 2}
 #: Columns of a shard's per-row QC verdicts (merged into the manifest).
 VERDICT_COLUMNS = ["row", "status", "reason", "inverted", "shard", "qc"]
 
@@ -223,7 +225,7 @@ def build_shard(
         )
     shard = Shard(
         images=(np.stack(images)[..., None] if images else np.zeros((0, size, size, 1), np.uint8)),
-        sex=np.array([1 if r.sex == "M" else 0 for r in keep], np.uint8),
+        sex=np.array([SEX_CODES[r.sex] for r in keep], np.uint8),
         boneage=np.array([r.boneage for r in keep], np.float32),
         true=np.array([r.true_boneage for r in keep], np.float32),
         row=np.array([r.row for r in keep], np.int64),

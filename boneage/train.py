@@ -21,6 +21,7 @@ seed and the epoch (:class:`boneage.data.TrainingData`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -65,7 +66,10 @@ class Experiment:
     schedule: str = _EXP["schedule"]
     loss: str = _EXP["loss"]
     sex_mode: str = _EXP["sex_mode"]
-    weights: str = _EXP["weights"]
+    weights: str = _EXP["weights"]  # random, imagenet or a file (boneage.weights)
+    freeze_epochs: int = _EXP["freeze_epochs"]  # head alone first, backbone frozen
+    backbone_lr_scale: float = _EXP["backbone_lr_scale"]  # backbone rate / head rate
+    lr_scaling: str | None = _EXP["lr_scaling"]  # with ranks; None: by optimizer (LR_SCALING)
     augment: bool = _EXP["augment"]
     seed: int = _EXP["seed"]
     train_censored: bool = section_defaults("labels")["train_censored"]
@@ -102,9 +106,22 @@ def resolve_batch_size(exp: Experiment) -> Experiment:
     return replace(exp, batch_size=batch)
 
 
+#: How the rate grows with ranks where ``lr_scaling`` is not set: linear for SGD (Goyal
+#: et al. 2017), square root for the adaptive optimizers, whose step size the batch
+#: barely changes (linear x 8 ranks of AdamW 0.002 is 0.016, too high to fine-tune).
+LR_SCALING = {"sgd": "linear", "adam": "sqrt", "adamw": "sqrt"}
+
+
+def rank_factor(exp: Experiment, world: int) -> float:
+    """What the head's learning rate is multiplied by for ``world`` ranks."""
+    rule = exp.lr_scaling or LR_SCALING[exp.optimizer]
+    return {"linear": float(world), "sqrt": math.sqrt(world), "none": 1.0}[rule]
+
+
 def learning_rate(exp: Experiment, epoch: int, world: int) -> float:
-    """Base rate x world size after a linear warm-up, then the schedule's decay."""
-    peak = exp.learning_rate * world
+    """The head's rate: base x :func:`rank_factor` after a linear warm-up, then the
+    schedule's decay (the backbone's is ``backbone_lr_scale`` of it)."""
+    peak = exp.learning_rate * rank_factor(exp, world)
     if epoch < exp.warmup_epochs:
         return peak * (epoch + 1) / (exp.warmup_epochs + 1)
     t = (epoch - exp.warmup_epochs) / max(exp.epochs - exp.warmup_epochs, 1)
@@ -126,27 +143,52 @@ def make_optimizer(exp: Experiment, lr: float):
     return keras.optimizers.AdamW(lr, weight_decay=exp.weight_decay)
 
 
-def make_train_step(model, optimizer, dist: Distribution, loss_fn, xla: bool = False):
+def make_train_step(
+    model,
+    optimizer,
+    dist: Distribution,
+    loss_fn,
+    xla: bool = False,
+    backbone_lr_scale: float = 1.0,
+):
     """One compiled step: forward, loss, gradients averaged over ranks, update.
 
     The loss is scaled by the optimizer (a LossScaleOptimizer under
     mixed_float16; unscaled otherwise) and the update unscales it. With
     ``xla``, forward and backward are compiled by XLA; Horovod's allreduce
-    stays outside the XLA cluster (its ops have no XLA kernels).
+    stays outside the XLA cluster (its ops have no XLA kernels). The step
+    trains the model's trainable variables as they are now (a frozen
+    backbone: the head alone). The pretrained backbone's variables move by
+    ``backbone_lr_scale`` times the optimizer's update: exactly a smaller
+    learning rate for them, since SGD's, Adam's and AdamW's updates (momentum
+    and decoupled weight decay included) are linear in the rate.
     """
     import tensorflow as tf
+
+    from boneage.models import backbone_layers
+
+    variables = model.trainable_variables
+    slow = (
+        {v.path for layer in backbone_layers(model) for v in layer.trainable_variables}
+        if backbone_lr_scale != 1.0
+        else set()
+    )
+    scaled = [v for v in variables if v.path in slow]
 
     @tf.function(jit_compile=xla)
     def gradients(inputs, y):
         with tf.GradientTape() as tape:
             loss = loss_fn(model(inputs, training=True), y)
-            scaled = optimizer.scale_loss(loss)
-        return loss, tape.gradient(scaled, model.trainable_variables)
+            scaled_loss = optimizer.scale_loss(loss)
+        return loss, tape.gradient(scaled_loss, variables)
 
     @tf.function
     def train_step(inputs, y):
         loss, grads = gradients(inputs, y)
-        optimizer.apply_gradients(zip(dist.allreduce(grads), model.trainable_variables))
+        before = [tf.identity(v) for v in scaled]
+        optimizer.apply_gradients(zip(dist.allreduce(grads), variables))
+        for v, b in zip(scaled, before):
+            v.assign(b + backbone_lr_scale * (v - b))
         return loss
 
     return train_step
@@ -245,7 +287,7 @@ def _train(
     from boneage.data import TrainingData, make_dataset
     from boneage.losses import loss_function
     from boneage.models import build_model, load_model, weights_digest
-    from boneage.shards import read_shard, shard_digest
+    from boneage.shards import SEX_CODES, read_shard, shard_digest
 
     out = Path(out_dir)
     ckpt_dir = out / "checkpoint"
@@ -254,6 +296,9 @@ def _train(
     train_ids = subset_ids(split, "train", exp.train_censored)
     val_ids = subset_ids(split, "val")
     meta = {p: read_shard(p, images=False) for p in shards}  # ids and labels, read once
+    # Films whose sex is not recorded are predicted (mean over both sexes), never trained on.
+    unknown = {i for s in meta.values() for i, x in zip(s.ids, s.sex) if x == SEX_CODES["U"]}
+    train_ids, val_ids = train_ids - unknown, val_ids - unknown
     mean, sd, n_train = label_stats(meta, train_ids)
     mine, example_slice = rank_share(shards, dist)
     made_of = training_inputs(asdict(exp), [shard_digest(p) for p in shards], split, dist.size)
@@ -304,7 +349,17 @@ def _train(
         optimizer.build(model.trainable_variables)
     dist.broadcast(model.variables)
     dist.broadcast(optimizer.variables)
-    train_step = make_train_step(model, optimizer, dist, loss_function(exp.loss), exp.xla)
+    steps_by_phase: dict[bool, Any] = {}
+
+    def step_for(epoch: int):
+        """The train step of an epoch: the head alone while the backbone is frozen."""
+        frozen = epoch < exp.freeze_epochs
+        freeze_backbone(model, frozen)
+        if frozen not in steps_by_phase:
+            steps_by_phase[frozen] = make_train_step(
+                model, optimizer, dist, loss_function(exp.loss), exp.xla, exp.backbone_lr_scale
+            )
+        return steps_by_phase[frozen]
 
     @tf.function
     def eval_step(inputs, y):
@@ -317,6 +372,14 @@ def _train(
             f"on {device}, {steps} steps/epoch, {exp.precision}"
             f"{', XLA' if exp.xla else ''}"
         )
+        if exp.weights not in ("random", "", None):
+            rule = exp.lr_scaling or LR_SCALING[exp.optimizer]
+            log.info(
+                f"starting from {exp.weights} weights; head rate {exp.learning_rate:g} "
+                f"(x {rank_factor(exp, dist.size):.3g}: {rule} in {dist.size} rank(s)), "
+                f"backbone x {exp.backbone_lr_scale:g}; backbone frozen for "
+                f"{exp.freeze_epochs} epoch(s)"
+            )
     best = min((h["val_mae"] for h in history), default=float("inf"))
     for epoch in range(start_epoch, exp.epochs):
         lr = learning_rate(exp, epoch, dist.size)
@@ -326,11 +389,13 @@ def _train(
             Progress(log, f"epoch {epoch + 1}/{exp.epochs}", steps) if dist.is_chief else None
         )
         losses = []
+        train_step = step_for(epoch)
         for s, batch in enumerate(train_data.epoch(epoch)):
             losses.append(float(train_step(*batch)))
             if progress:
                 progress.update(s + 1, " steps", f"loss {np.mean(losses[-50:]):.3f}")
-        dist.sync(model.non_trainable_variables)  # BatchNorm statistics of all ranks' batches
+        # BatchNorm statistics of all ranks' batches (a frozen backbone's stay as they are)
+        dist.sync([v for v in model.non_trainable_variables if "moving_" in v.path])
         seconds = time.perf_counter() - t0
         err, n = 0.0, 0.0
         for inputs, y in val_ds:
@@ -353,10 +418,11 @@ def _train(
                 f"epoch {epoch + 1}/{exp.epochs} loss {row['loss']:.3f} val_mae "
                 f"{val_mae:.2f} lr {lr:.2e} {row['images_per_s']:.0f} img/s"
             )
-            if val_mae < best:
-                best = val_mae
-                save_keras(model.save_weights, ckpt_dir / "best.weights.h5")
-            save_keras(model.save, ckpt_dir / "last.keras")
+            with unfrozen(model):  # saved whole: the optimizer knows every variable
+                if val_mae < best:
+                    best = val_mae
+                    save_keras(model.save_weights, ckpt_dir / "best.weights.h5")
+                save_keras(model.save, ckpt_dir / "last.keras")
             write_json(
                 state_file,
                 {"epoch": epoch, "history": history, "key": key, "inputs": made_of, "rng": rng},
@@ -385,11 +451,35 @@ def _train(
         if (ckpt_dir / "best.weights.h5").exists():
             model.load_weights(ckpt_dir / "best.weights.h5")
         summary["model_digest"] = weights_digest(model)  # what predictions record
+        freeze_backbone(model, False)
         save_keras(model.save, out / "model.keras")
         write_tsv(out / "history.tsv", pd.DataFrame(history))
         write_json(out / "train.json", summary)
         shutil.rmtree(ckpt_dir)  # finished: nothing a later run could resume
     return summary
+
+
+def freeze_backbone(model, frozen: bool) -> None:
+    """Freeze (or unfreeze) the pretrained backbone: while frozen its variables do not
+    train and its BatchNorm layers run in inference mode (Keras' rule for a frozen layer)."""
+    from boneage.models import backbone_layers
+
+    for layer in backbone_layers(model):
+        layer.trainable = not frozen
+
+
+@contextlib.contextmanager
+def unfrozen(model):
+    """The model with every layer trainable for a while (to save it whole), then as it was."""
+    from boneage.models import backbone_layers
+
+    was = [(layer, layer.trainable) for layer in backbone_layers(model)]
+    freeze_backbone(model, False)
+    try:
+        yield model
+    finally:
+        for layer, trainable in was:
+            layer.trainable = trainable
 
 
 def rng_state(model) -> dict[str, list[int]]:

@@ -55,6 +55,7 @@ def cmd_launch(a: argparse.Namespace) -> None:
             a.controller,
             mpi=a.mpi,
             launcher=a.launcher,
+            nodes=a.nodes,
         )
     )
 
@@ -71,8 +72,47 @@ def cmd_train(a: argparse.Namespace) -> None:
     print(json.dumps({k: summary[k] for k in ("n_train", "best_val_mae", "train_seconds")}))
 
 
+def cmd_fetch_weights(a: argparse.Namespace) -> None:
+    """Download ImageNet weights into the Keras cache (on a machine with internet)."""
+    from pathlib import Path
+
+    import yaml
+
+    from boneage.weights import IMAGENET, fetch, imagenet_file
+
+    backbones = a.backbone
+    if not backbones and Path(a.config).is_file():  # what the config's experiments start from
+        experiments = (yaml.safe_load(Path(a.config).read_text()) or {}).get("experiments", {})
+        backbones = sorted(
+            {
+                e.get("backbone", "small_cnn")
+                for e in experiments.values()
+                if e.get("weights") == "imagenet"
+            }
+        )
+    if not backbones:
+        sys.exit(
+            f"boneage fetch-weights: no experiment in {a.config} asks for weights: imagenet; "
+            f"name backbones with --backbone ({', '.join(IMAGENET)})"
+        )
+    for backbone in backbones:
+        cached = imagenet_file(backbone).is_file()
+        path = imagenet_file(backbone) if cached else fetch(backbone)
+        print(f"{backbone}: {path}{' (already there)' if cached else ''}")
+
+
 def register(sub) -> None:
     """Add this module's subcommands."""
+    from boneage.weights import IMAGENET
+
+    s = add_step(sub, "fetch-weights", cmd_fetch_weights)
+    s.add_argument(
+        "--backbone",
+        action="append",
+        choices=sorted(IMAGENET),
+        help="a backbone to fetch (repeat for more; default: those config.yaml asks for)",
+    )
+    s.add_argument("--config", default="config.yaml", help="default: %(default)s")
     s = add_step(sub, "profile", cmd_profile)
     s.add_argument(
         "--experiment", required=True, help="experiment settings: a JSON file (or inline JSON)"

@@ -106,6 +106,10 @@ def model_cards(run: RunResults, results: Path, train_cohorts: list[str]) -> lis
                 "scores": scores,
                 "not_tested": not_tested(scores),
                 "intended_use": INTENDED_USE,
+                "weights": {
+                    "name": summary.get("experiment", {}).get("weights", "random"),
+                    "digest": summary.get("inputs", {}).get("weights", "random"),
+                },
             }
         )
     return cards
