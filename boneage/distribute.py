@@ -137,6 +137,14 @@ def configure_devices(dist: Distribution, threads: int | None) -> str:
     return f"CPU, {per_rank} thread(s)"
 
 
+def memory_growth() -> None:
+    """Let TensorFlow take GPU memory as it needs it, not nearly all of it at the first op."""
+    import tensorflow as tf
+
+    for gpu in tf.config.list_physical_devices("GPU"):
+        tf.config.experimental.set_memory_growth(gpu, True)
+
+
 def detect() -> Distribution:
     """Horovod when launched with several ranks, else a single process."""
     launched = any(k in os.environ for k in ("HOROVOD_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK"))

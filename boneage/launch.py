@@ -61,30 +61,37 @@ def launch_command(
     env: dict[str, str] | None = None,
     mpi: bool = False,
     launcher: str = "srun",
+    nodes: int = 1,
 ) -> list[str]:
     """The command line that starts ``command`` as the right number of ranks.
 
     ``mpi``: plain MPI ranks (mpi4py), not capped by GPUs or ``cpu_ranks``.
     ``launcher``: how a Slurm job starts ranks (the rule's ``mpi`` resource).
+    ``gpus``: this node's (default: :func:`gpu_count`); Horovod ranks are capped
+    at one per GPU on each of the ``nodes`` nodes (``cpu_ranks``: all nodes').
     """
     env = os.environ if env is None else env
     if not mpi:
         gpus = gpu_count() if gpus is None else gpus
         if gpus == 0:
             ranks = min(ranks, cpu_ranks)
-        elif gpus < ranks:
-            ranks = gpus
+        elif gpus * nodes < ranks:
+            ranks = gpus * nodes
     ranks = max(ranks, 1)
     if ranks == 1:
         return command
     if "SLURM_JOB_ID" in env and int(env.get("SLURM_NTASKS", ranks)) >= ranks:
         launcher = launcher or "srun"
         if launcher == "srun":
+            # -c: Slurm 22.05 to 23.02 do not pass the job's --cpus-per-task on to srun,
+            # which would pin each rank to one core.
+            cpus = env.get("SLURM_CPUS_PER_TASK")
             return [
                 "srun",
                 f"--mpi={env.get('BONEAGE_SRUN_MPI', 'pmix')}",
                 "-n",
                 str(ranks),
+                *(["-c", cpus] if cpus else []),
                 *command,
             ]
         return [*launcher.split(), "-n", str(ranks), *command]
@@ -109,8 +116,11 @@ def launch(
     controller: str = "gloo",
     mpi: bool = False,
     launcher: str = "srun",
+    nodes: int = 1,
 ) -> int:
     """Run ``command`` as ranks (see :func:`launch_command`); return its exit status."""
-    line = launch_command(command, ranks, cpu_ranks, controller, mpi=mpi, launcher=launcher)
+    line = launch_command(
+        command, ranks, cpu_ranks, controller, mpi=mpi, launcher=launcher, nodes=nodes
+    )
     log.info("launch: " + " ".join(line))
     return subprocess.call(line)

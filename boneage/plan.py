@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from boneage.atomic import file_stamp, folder_stamp, looks_like_wildcard
+from boneage.config import public_config
 from boneage.resources import (
     Node,
     NodePlan,
@@ -23,13 +24,19 @@ from boneage.resources import (
     table_mem_mb,
     train_memory_mb,
 )
+from boneage.salt import fingerprint, read_salt
 from boneage.shards import FORMATS
+from boneage.weights import weights_file
 
 #: Keys of a cohort entry that name files or folders its manifest reads.
 SOURCE_KEYS = ("csv", "truth", "ground_truth", "table", "corrections", "folder")
 #: What sizes predict jobs: the model's profile, and the calibration job's measurement.
 PROFILE = "results/models/{experiment}/profile.json"
 CALIBRATION = "results/models/{experiment}/calibration.json"
+
+
+#: Steps that run a model: each takes a GPU where the nodes have them (training: one per rank).
+MODEL_STEPS = ("train", "profile", "calibrate", "predict", "saliency")
 
 
 class RunPlan:
@@ -89,16 +96,27 @@ class RunPlan:
         return [spec[k] for k in ("images", "folder") if spec.get(k)]
 
     def source_inputs(self, cohort: str) -> dict[str, str]:
-        """Source files Snakemake can track: not paths it would read as wildcards."""
-        return {k: p for k, p in self.source_files(cohort).items() if not looks_like_wildcard(p)}
+        """Source files Snakemake tracks: not paths it would read as wildcards, and not the
+        image folders (their stamps in the cohort's private part track them, and Snakemake's
+        log, which names every input, must not name a DICOM export's folder)."""
+        folders = set(self.image_folders(cohort))
+        return {
+            k: p
+            for k, p in self.source_files(cohort).items()
+            if not looks_like_wildcard(p) and p not in folders
+        }
 
-    def config_part(self, part: str) -> dict[str, Any]:
-        """The resolved config of ``results/config/{part}.json`` (run, cohorts/c, experiments/e).
+    def config_part(self, part: str, home: str = "results") -> dict[str, Any]:
+        """The resolved config of ``{home}/config/{part}.json`` (run, cohorts/c, experiments/e).
 
-        A source path with braces cannot be a Snakemake input: its size and
-        mtime go into the cohort's part instead, so editing it still reruns ingest.
+        A cohort's part is private (``home`` private): it names the source's
+        folders. A source path with braces cannot be a Snakemake input: its
+        size and mtime go into the cohort's part instead, so editing it still
+        reruns ingest; so do the image folders' stamps and the salt's fingerprint.
         """
         section, _, name = part.partition("/")
+        if (home == "private") != (section == "cohorts"):
+            raise ValueError(f"{home}/config/{part}.json: cohorts' parts are private, no other")
         if section == "cohorts":
             stamps = {
                 p: file_stamp(p) for p in self.source_files(name).values() if looks_like_wildcard(p)
@@ -108,14 +126,16 @@ class RunPlan:
                 if p not in self._folder_stamps:
                     self._folder_stamps[p] = folder_stamp(p)
             folders = {p: self._folder_stamps[p] for p in self.image_folders(name)}
+            salt = fingerprint(read_salt(spec, name)) if spec["source"] == "dicom" else ""
             return {
                 **spec,
                 **({"source_stamps": stamps} if stamps else {}),
                 **({"image_stamps": folders} if folders else {}),
+                **({"salt_fingerprint": salt} if salt else {}),
             }
         if section == "experiments":
             return self.experiment_settings(name)
-        return self.config
+        return public_config(self.config)
 
     def synth_args(self, cohort: str) -> str:
         """Command-line arguments of ``boneage synth`` for a synthetic cohort."""
@@ -171,6 +191,19 @@ class RunPlan:
         exp.setdefault("image_size", self.config["image_size"])
         exp["train_censored"] = self.config["labels"]["train_censored"]
         return exp
+
+    def weights_input(self, experiment: str) -> list[str]:
+        """The experiment's starting-weights file, a declared input (a new file retrains)."""
+        exp = self.experiment_settings(experiment)
+        path = weights_file(exp["weights"], exp["backbone"])
+        return [path] if path else []
+
+    def step_gpus(self, step: str) -> int:
+        """GPUs a job of ``step`` takes where the nodes have them: one per training rank
+        (per node), one for any other model step, none for the rest (and none without GPUs)."""
+        if not self._node().gpus or step not in MODEL_STEPS:
+            return 0
+        return self.train_ranks() // self.config["distributed"]["nodes"] if step == "train" else 1
 
     def train_ranks(self) -> int:
         """Horovod ranks of a train job (``distributed.ranks``; the dgx profile sets 8)."""
@@ -253,7 +286,9 @@ class RunPlan:
                 cfg["aggregate"]["tta"],
                 node.margin,
             )
-            self._predict_plans[key] = plan_node(node.mem_mb, node.cores, mem, node.reserve_mb)
+            self._predict_plans[key] = plan_node(
+                node.mem_mb, node.cores, mem, node.reserve_mb, node.gpus
+            )
         return self._predict_plans[key]
 
     # -- coarse figures -------------------------------------------------------------------

@@ -19,6 +19,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from boneage.launch import gpu_count
+
 TF_RUNTIME_MB = 700
 #: Memory kept free on a node for the OS and the scheduler's daemons (MB).
 NODE_RESERVE_MB = 2048
@@ -100,12 +102,17 @@ def parse_size_mb(text: str | int) -> int:
 
 
 def plan_node(
-    node_mem_mb: int, node_cores: int, proc_mem_mb: int, reserve_mb: int = NODE_RESERVE_MB
+    node_mem_mb: int,
+    node_cores: int,
+    proc_mem_mb: int,
+    reserve_mb: int = NODE_RESERVE_MB,
+    node_gpus: int = 0,
 ) -> NodePlan:
     """Memory decides how many processes fit; threads fill the cores it would leave idle.
 
-    processes = min(cores, floor((node memory - reserve) / per-process memory));
-    threads per process = floor(cores / processes).
+    processes = min(cores, floor((node memory - reserve) / per-process memory),
+    GPUs where the node has any: one GPU each); threads per process = floor(cores /
+    processes).
     """
     fits = (node_mem_mb - reserve_mb) // proc_mem_mb
     if fits < 1:
@@ -113,7 +120,7 @@ def plan_node(
             f"one process needs {proc_mem_mb} MB but the node has "
             f"{node_mem_mb - reserve_mb} MB after the {reserve_mb} MB reserve"
         )
-    processes = min(node_cores, fits)
+    processes = min(node_cores, fits, node_gpus or node_cores)
     return NodePlan(processes, node_cores // processes, node_cores, node_mem_mb, proc_mem_mb)
 
 
@@ -125,6 +132,7 @@ class Node:
     cores: int
     reserve_mb: int = NODE_RESERVE_MB
     margin: float = 0.2
+    gpus: int = 0
 
     @classmethod
     def from_config(cls, cluster: dict, slurm: bool = False) -> "Node":
@@ -136,12 +144,33 @@ class Node:
             reserve = 0 if found and not mem else NODE_RESERVE_MB
         if found:
             mem, cores = mem or found[0], cores or found[1]
+        gpus = cluster.get("node_gpus")
+        if gpus is None:
+            gpus = slurm_gpus() if slurm else gpu_count()
         return cls(
             parse_size_mb(mem) if mem else machine_memory_mb(reserve_mb=0),
             int(cores or os.cpu_count() or 1),
             parse_size_mb(reserve),
             float(cluster.get("memory_margin", 0.2)),
+            int(gpus),
         )
+
+
+def _sinfo_default(fields: str) -> list[list[str]]:
+    """sinfo's rows (partition first, then ``fields``) of the default partition (all where
+    none is marked); [] where sinfo is missing or answers nothing."""
+    try:
+        out = subprocess.run(
+            ["sinfo", "--noheader", "--format", f"%P {fields}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    width = len(fields.split()) + 1
+    rows = [line.split() for line in out.splitlines() if len(line.split()) == width]
+    return [r for r in rows if r[0].endswith("*")] or rows
 
 
 def slurm_node() -> tuple[int, int] | None:
@@ -150,21 +179,25 @@ def slurm_node() -> tuple[int, int] | None:
     None where sinfo is missing or answers nothing usable.
     """
     try:
-        out = subprocess.run(
-            ["sinfo", "--noheader", "--format", "%P %m %c"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    rows = [line.split() for line in out.stdout.splitlines() if len(line.split()) == 3]
-    default = [r for r in rows if r[0].endswith("*")] or rows
-    try:
-        sizes = [(int(m.rstrip("+")), int(c.rstrip("+"))) for _, m, c in default]
+        sizes = [(int(m.rstrip("+")), int(c.rstrip("+"))) for _, m, c in _sinfo_default("%m %c")]
     except ValueError:
         return None
     return (min(m for m, _ in sizes), min(c for _, c in sizes)) if sizes else None
+
+
+def slurm_gpus() -> int:
+    """GPUs of the smallest node in Slurm's default partition (sinfo's Gres: gpu[:type]:N)."""
+    counts = [gres_gpus(g) for _, g in _sinfo_default("%G")]
+    return min(counts) if counts else 0
+
+
+def gres_gpus(gres: str) -> int:
+    """The GPU count of a Gres string (``gpu:a100:4(S:0-1),shard:8`` -> 4; ``(null)`` -> 0)."""
+    for part in gres.split(","):
+        fields = part.split("(")[0].split(":")
+        if fields[0] == "gpu" and fields[-1].isdigit():
+            return int(fields[-1])
+    return 0
 
 
 def _read_json(path: str | os.PathLike[str] | None) -> dict | None:

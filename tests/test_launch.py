@@ -80,3 +80,11 @@ def test_one_rank_group_needs_no_mpi():
         log=lambda m: None,
     )
     assert list(out["s"]) == ["a", "b"]
+
+
+def test_ranks_over_several_gpu_nodes_are_not_capped_by_one_node():
+    """distributed: {ranks: 8, nodes: 2} on 4-GPU nodes starts 8 ranks, one per GPU."""
+    env = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "8", "SLURM_CPUS_PER_TASK": "6"}
+    line = launch_command(CMD, 8, 2, gpus=4, env=env, nodes=2)
+    assert line == ["srun", "--mpi=pmix", "-n", "8", "-c", "6", *CMD]
+    assert launch_command(CMD, 8, 2, gpus=4, env=env, nodes=1)[3] == "4"  # one node: 4 GPUs

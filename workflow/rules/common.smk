@@ -2,9 +2,12 @@
 # functions the rules call. Each is a thin wrapper around boneage.plan.RunPlan.
 import inspect
 import os
+from pathlib import Path
 
+from boneage.atomic import write_json
 from boneage.config import validate as validate_config
 from boneage.plan import RunPlan
+from boneage.provenance import sha256_json
 from boneage.report.collect import report_files
 from boneage.resources import Node, machine_memory_mb
 
@@ -106,8 +109,18 @@ def get_source_files(wildcards):
     return PLAN.source_inputs(wildcards.cohort)
 
 
-def get_config_part(wildcards):
-    return PLAN.config_part(wildcards.part)
+def get_weights_file(wildcards):
+    return PLAN.weights_input(wildcards.experiment)
+
+
+def get_config_digest(wildcards):
+    return sha256_json(PLAN.config_part(wildcards.part, wildcards.home))
+
+
+def write_config_part(path, wildcards, log):
+    """The resolved config part as JSON: steps read it from a file, never a shell string."""
+    write_json(path, PLAN.config_part(wildcards.part, wildcards.home))
+    Path(log).write_text(f"wrote {path}\n")
 
 
 def get_synth_args(wildcards):
@@ -196,6 +209,20 @@ def get_run_info(wildcards):
 
 
 # --- resources: memory grows with each retry (attempt) ----------------------------------
+def get_gpus(step):
+    """GPUs a job of ``step`` takes (0 without GPUs): bounds local jobs (the dgx profile's
+    `resources: gpus=8`); each job then takes free ones with a lock (boneage.gpus)."""
+    return lambda wildcards: PLAN.step_gpus(step)
+
+
+def get_gres(step):
+    """The Slurm job's GPUs per node ("gpu:N"; empty without GPUs). With tasks_per_gpu=0
+    the plugin adds no --ntasks-per-gpu, which an srun inside the job refuses."""
+    return lambda wildcards: (
+        f"gpu:{PLAN.step_gpus(step)}" if PLAN.step_gpus(step) else ""
+    )
+
+
 def get_mem_mb(step):
     """Resource function: the coarse per-step figure."""
     return known_signature(lambda wildcards, attempt: attempt * PLAN.step_mem_mb(step))

@@ -15,6 +15,9 @@ rule calibrate:
         "benchmarks/calibrate/{experiment}.tsv"
     threads: get_predict_threads
     resources:
+        gpus=get_gpus("predict"),
+        gres=get_gres("predict"),
+        tasks_per_gpu=0,
         mem_mb=get_predict_mem_mb,
     params:
         args=PREDICT_ARGS,
@@ -36,6 +39,9 @@ rule predict:
         "benchmarks/predict/{experiment}/{cohort}/{shard}.tsv"
     threads: get_predict_threads
     resources:
+        gpus=get_gpus("predict"),
+        gres=get_gres("predict"),
+        tasks_per_gpu=0,
         mem_mb=get_predict_mem_mb,
     params:
         args=PREDICT_ARGS,

@@ -15,6 +15,9 @@ rule saliency:
     wildcard_constraints:
         experiment="|".join(EXPERIMENTS),
     resources:
+        gpus=get_gpus("saliency"),
+        gres=get_gres("saliency"),
+        tasks_per_gpu=0,
         mem_mb=get_mem_mb("predict"),
     shell:
         "boneage saliency --model {input.model} --predictions {input.predictions}"

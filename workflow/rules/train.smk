@@ -4,6 +4,7 @@
 rule profile_model:
     input:
         experiment="results/config/experiments/{experiment}.json",
+        weights=get_weights_file,  # none for random weights
     output:
         "results/models/{experiment}/profile.json",
     log:
@@ -11,6 +12,9 @@ rule profile_model:
     benchmark:
         "benchmarks/profile/{experiment}.tsv"
     resources:
+        gpus=get_gpus("profile"),
+        gres=get_gres("profile"),
+        tasks_per_gpu=0,
         mem_mb=get_mem_mb("train"),  # it measures a few train steps
     shell:
         "boneage profile --experiment {input.experiment} --out {output} > {log} 2>&1"
@@ -19,6 +23,7 @@ rule profile_model:
 rule train_model:
     input:
         experiment="results/config/experiments/{experiment}.json",
+        weights=get_weights_file,  # none for random weights
         profile="results/models/{experiment}/profile.json",
         index=expand(
             "results/cohorts/{cohort}/index.json", cohort=config["train_cohorts"]
@@ -43,6 +48,9 @@ rule train_model:
     # cores each; mem_mb is per node.
     threads: get_node_cores
     resources:
+        gpus=get_gpus("train"),
+        gres=get_gres("train"),
+        tasks_per_gpu=0,
         mem_mb=get_train_mem_mb,
         tasks=get_train_ranks,
         nodes=get_train_nodes,
