@@ -72,6 +72,7 @@ def _choose(work: Path, ids: list[str]) -> list[str]:
     return ranked[0][:3]
 
 
+@pytest.mark.heavy  # a second workflow run (80 s): the fast tier stays under 10 minutes
 def test_review_clicks_build_the_corrections_file_for_the_next_run(workflow_report, tmp_path):
     work = tmp_path / "run"
     shutil.copytree(workflow_report.parents[1], work, symlinks=True)
