@@ -121,7 +121,10 @@ def seeds_loader(folder: Path, size: int, batch: int, workers: int):
 
     def item(i: int):
         x, y = flow[i]
-        return {"image": x, "sex": sex[i * batch : i * batch + len(x)]}, y[:, None]
+        image = x.astype(np.float32)
+        return {"image": image, "sex": sex[i * batch : i * batch + len(x)]}, y[:, None].astype(
+            np.float32
+        )
 
     with ThreadPoolExecutor(workers) as pool:
         queue: deque = deque()
@@ -240,7 +243,7 @@ def main() -> int:
     print(f"scaling efficiency: {r2 / (2 * r1):.2f}  (target >= 0.9)")
     s, m, g, p = (best[k] for k in ("shards", "memory", "seeds", "png"))
     print(f"feeding (img/s)  shards: {s:7.1f}   in-memory: {m:7.1f}")
-    print(f"  seeds' ImageDataGenerator, {cores[1]} worker threads, model.fit: {g:7.1f}")
+    print(f"  seeds' ImageDataGenerator, {cores[1]} worker threads, same step: {g:7.1f}")
     print(f"  PNG decode + bicubic resize in the training thread:     {p:7.1f}")
     print(f"shards / in-memory: {s / m:.2f}  (target >= 0.9)")
     print(f"shards / seeds' ImageDataGenerator: {s / g:.1f}x  (target >= {SEEDS_TARGET}x)")
