@@ -4,7 +4,7 @@
 #
 # `snakemake --lint` asks for a conda env or container for each rule: one finding
 # per rule, and the only kind it reports (scripts/lint.sh and
-# tests/test_integration_workflow.py fail on any other). There is deliberately one
+# tests/workflow/test_integration_workflow.py fail on any other). There is deliberately one
 # software environment for all rules: the pinned .venv that scripts/setup.sh
 # builds without root, where Horovod is compiled against the installed TensorFlow
 # and the site's own MPI where it has one (the MPI that `srun --mpi=pmix` starts).

@@ -20,7 +20,7 @@ a profile into the peak resident memory of one process:
 
 For orientation (issue #5), a VGG19 classifier in training needs about
 2.3 GB for its model state at 224x224 and 9.1 GB at 512x512;
-tests/test_memory.py checks the estimate against both, and
+tests/unit/test_memory.py checks the estimate against both, and
 ``bench/memory_estimate.py`` against measured peak RSS.
 """
 

@@ -29,7 +29,7 @@ class ImageNetFile:
     md5: str  # Keras' own file_hash for it
 
 
-#: As in keras/src/applications/<net>.py (Keras 3.x); tests/test_weights.py checks them.
+#: As in keras/src/applications/<net>.py (Keras 3.x); tests/unit/test_weights.py checks them.
 IMAGENET = {
     "resnet50": ImageNetFile(
         "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",

@@ -5,7 +5,7 @@
 Passes (exit 0) when, on this machine's GPUs:
 * training ran as one Horovod rank per GPU (up to 2), each rank on its own GPU;
 * every predict, calibrate and saliency job took exactly one GPU (a lock per
-  GPU keeps jobs that run at the same time apart: tests/test_gpus.py);
+  GPU keeps jobs that run at the same time apart: tests/unit/test_gpus.py);
 * no job ran out of GPU memory, and the report was written.
 Not run in CI (no GPU there); no GPU has been lent to this project so far.
 """

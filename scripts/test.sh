@@ -9,6 +9,8 @@
 #                                 two-node Slurm, the no-root install, job caps, the
 #                                 rerun-equals-clean matrix, every source kind and
 #                                 every backbone (CI runs this)
+# Tests run on BONEAGE_TEST_WORKERS pytest-xdist workers (default: the cores, at most 4;
+# 1 runs them in this process); the Slurm tests share one worker.
 # Other arguments go to pytest, e.g. `bash scripts/test.sh -m "not slow"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +21,8 @@ for arg in "$@"; do
 done
 bash scripts/setup.sh --test
 export PATH="$PWD/.venv/bin:$PATH"
+workers=${BONEAGE_TEST_WORKERS:-$(( $(nproc) < 4 ? $(nproc) : 4 ))}
+[ "$workers" -gt 1 ] && args=(-n "$workers" --dist loadgroup "${args[@]}")
 start=$(date +%s)
 status=0
 python -m pytest "${tier[@]}" "${args[@]}" || status=$?

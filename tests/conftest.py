@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 from pathlib import Path
 
@@ -18,6 +20,14 @@ REAL_NONHANDS = REAL_DATA / "real-nonhand"
 REAL_SHEET = REAL_DATA / "hospital-sheet" / "labels.csv"
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slurm tests first and on one xdist worker: they share Slurm's ports, and are the longest."""
+    slurm = [item for item in items if item.get_closest_marker("slurm")]
+    for item in slurm:
+        item.add_marker(pytest.mark.xdist_group("slurm"))
+    items[:] = slurm + [item for item in items if not item.get_closest_marker("slurm")]
 
 
 @pytest.fixture(scope="session")
@@ -102,19 +112,43 @@ def write_png(path: Path, array: np.ndarray, mode: str | None = None) -> Path:
     return path
 
 
+def run_folder(tmp_path_factory, name: str) -> Path:
+    """A folder for the whole run, the same for every xdist worker (built in ``shared_build``)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's base folder, above every worker's own
+    return root / name
+
+
+@contextlib.contextmanager
+def shared_build(folder: Path):
+    """Hold the folder's lock (one builder, others wait); yields whether it is still to build.
+
+    The folder is marked built when the block ends without an error.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / f"{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield not (folder / ".built").exists()
+        (folder / ".built").touch()
+
+
 @pytest.fixture(scope="session")
 def workflow_report(tmp_path_factory) -> Path:
     """results/report.html of the tiny workflow, built by Snakemake (real shards and films).
 
-    Tests that change the run work on a copy of its folder (mtimes kept).
+    Built once per run, even with several xdist workers. Tests that change the run
+    work on a copy of its folder (mtimes kept).
     """
     import yaml
     from harness import TINY
 
     from boneage.workflow_run import snakemake
 
-    work = tmp_path_factory.mktemp("workflow")
-    (work / "config.yaml").write_text(yaml.safe_dump(TINY))
-    proc = snakemake(work)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    work = run_folder(tmp_path_factory, "workflow")
+    with shared_build(work) as todo:
+        if todo:
+            (work / "config.yaml").write_text(yaml.safe_dump(TINY))
+            proc = snakemake(work)
+            assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return work / "results/report.html"

@@ -1,6 +1,6 @@
 """Run K distributed train steps on a fixed global batch; save this rank's weights.
 
-Launched by tests/test_train_dist.py under ``horovodrun -np N`` (each rank
+Launched by tests/cluster/test_train_dist.py under ``horovodrun -np N`` (each rank
 takes its 1/N of the global batch) or as one process (the whole batch).
 The model has no batch normalisation, so N ranks must match one process.
 """

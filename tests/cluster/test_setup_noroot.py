@@ -22,7 +22,7 @@ import yaml
 from conftest import REPO, need
 from harness import TINY
 
-pytestmark = [pytest.mark.slow, pytest.mark.mpi, pytest.mark.heavy]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.mpi, pytest.mark.heavy]
 
 USER = "boneage-noroot"
 #: Programs a login node without an MPI module would not have.
