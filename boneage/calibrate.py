@@ -69,10 +69,11 @@ def measure(
 
 
 def calibrate_predict(
-    model: str, shard: str, threads: int, tta: bool = False, batch_size: int = 64
+    model: str, shard: str, threads: int, tta: bool = False, batch_size: int | str = "auto"
 ) -> dict:
     """Predict one shard in a child process; its peak RSS, time and the estimate beside them."""
-    from boneage.memory import ModelProfile, estimate
+    from boneage.launch import gpu_count
+    from boneage.memory import ModelProfile, estimate, predict_host_batch
     from boneage.shards import read_shard, stored_size
 
     meta = read_shard(shard, images=False)
@@ -114,7 +115,7 @@ def calibrate_predict(
         est = estimate(
             ModelProfile.load(profile_path),
             "predict",
-            batch_size,
+            predict_host_batch(batch_size, gpu_count()),
             threads=threads,
             shard_images=len(meta),
             stored_size=stored_size([shard]),

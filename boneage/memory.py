@@ -47,9 +47,21 @@ SHUFFLE_BUFFER = 4096
 GPU_RESERVE_MB = 1024
 
 
+#: ``predict: {batch_size: auto}``: the batch on CPU, and the most it takes on a GPU.
+PREDICT_CPU_BATCH = 64
+PREDICT_GPU_LIMIT = 256
+
+
 def host_batch(batch_size: int | str) -> int:
     """The batch a host-memory estimate uses: ``auto`` sizes GPU memory, so count 32."""
     return batch_size if isinstance(batch_size, int) else 32
+
+
+def predict_host_batch(batch_size: int | str, gpus: int = 0) -> int:
+    """The predict batch host memory must hold: ``auto`` is at most the GPU limit on a GPU node."""
+    if isinstance(batch_size, int):
+        return batch_size
+    return PREDICT_GPU_LIMIT if gpus else PREDICT_CPU_BATCH
 
 
 @dataclass(frozen=True)
@@ -259,15 +271,17 @@ def gpu_batch_size(
     optimizer: str = "adamw",
     fill: float = 0.85,
     limit: int = 256,
+    step: str = "train",
 ) -> int:
-    """The largest power-of-two training batch whose model state and activations fit a GPU.
+    """The largest power-of-two batch whose model state and activations fit a GPU.
 
     Device memory: ``fill`` of the GPU less :data:`GPU_RESERVE_MB`, holding
-    weights, gradients, optimizer slots and the batch's activations (as in
-    :func:`estimate`, without the host-side runtime and data).
+    the model's state (training: weights, gradients, optimizer slots;
+    predict: weights) and the batch's activations (as in :func:`estimate`,
+    without the host-side runtime and data).
     """
-    state = estimate(profile, "train", 0, optimizer=optimizer)
-    per_image = BACKWARD * 4 * profile.activations / MB
+    state = estimate(profile, step, 0, optimizer=optimizer)
+    per_image = (BACKWARD if step == "train" else 1.0) * 4 * profile.activations / MB
     budget = gpu_mem_mb * fill - GPU_RESERVE_MB - state.model
     if budget < per_image:
         raise ValueError(

@@ -285,6 +285,7 @@ class RunPlan:
                 cfg["predict"]["batch_size"],
                 cfg["aggregate"]["tta"],
                 node.margin,
+                node.gpus,
             )
             self._predict_plans[key] = plan_node(
                 node.mem_mb, node.cores, mem, node.reserve_mb, node.gpus

@@ -217,16 +217,21 @@ def predict_memory_mb(
     calibration: str | None,
     image_size: int,
     shard_size: int,
-    batch_size: int = 64,
+    batch_size: int | str = "auto",
     tta: bool = False,
     margin: float = 0.2,
+    gpus: int = 0,
 ) -> tuple[int, str]:
     """Memory (MB) to ask for one predict process, and where the figure comes from.
 
     The calibration's measured peak RSS when it exists, else the model-based
     estimate, else the coarse figure; measured and estimated figures get
-    ``margin`` on top, plus the job's own Snakemake process.
+    ``margin`` on top, plus the job's own Snakemake process. ``batch_size: auto``
+    counts the batch a process on such a node (``gpus`` a node) may take.
     """
+    from boneage.memory import predict_host_batch
+
+    batch_size = predict_host_batch(batch_size, gpus)
     measured = _read_json(calibration)
     if measured:
         return with_margin(measured["peak_rss_mb"], margin), "measured"

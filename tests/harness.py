@@ -1,4 +1,4 @@
-"""What several test files share: the tiny workflow's config, fake results, run copies.
+"""What several test files share: the tiny workflow's config, fake results, run copies, a fake GPU.
 
 Run the workflow with :func:`boneage.workflow_run.snakemake`.
 """
@@ -135,3 +135,17 @@ def cached_imagenet_file(keras_home: Path, backbone: str):
     with h5py.File(path, "w") as f:
         save_weights_to_hdf5_group(f, net)
     return path, net
+
+
+def fake_gpu(tmp_path, monkeypatch, mb: int) -> None:
+    """nvidia-smi as a GPU node's answers it (this machine has none)."""
+    tool = tmp_path / f"gpu{mb}" / "nvidia-smi"
+    tool.parent.mkdir()
+    tool.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in -L) echo "GPU 0: NVIDIA A100 (UUID: GPU-0)";; '
+        f"*) echo {mb};; esac\n"
+    )
+    tool.chmod(0o755)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setenv("PATH", f"{tool.parent}:/usr/bin:/bin")

@@ -19,6 +19,15 @@ def add_step(sub: Any, name: str, func: Command) -> argparse.ArgumentParser:
     return parser
 
 
+def batch_size(text: str) -> int | str:
+    """``--batch-size``: a positive integer or ``auto``."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a positive integer nor auto")
+    return int(text)
+
+
 def add_model_inputs(p: argparse.ArgumentParser, shards: bool = False) -> None:
     """``--model``, ``--shard`` (or ``--shards``), ``--out``, threads, batch size and TTA."""
     p.add_argument("--model", required=True, help="a trained model.keras")
@@ -28,7 +37,12 @@ def add_model_inputs(p: argparse.ArgumentParser, shards: bool = False) -> None:
         p.add_argument("--shard", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--threads", type=int, help="intra-op threads (default: TensorFlow's)")
-    p.add_argument("--batch-size", type=int, default=section_defaults("predict")["batch_size"])
+    p.add_argument(
+        "--batch-size",
+        type=batch_size,
+        default=section_defaults("predict")["batch_size"],
+        help="images per model call, or auto (64 on CPU, what the GPU holds on a GPU)",
+    )
     p.add_argument("--tta", action="store_true", help="average over test-time augmented views")
 
 

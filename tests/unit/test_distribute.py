@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from harness import fake_gpu
 
 from boneage.train import Experiment, resolve_batch_size
 
@@ -41,20 +42,6 @@ def test_batch_size_auto_is_32_without_a_gpu(monkeypatch):
     assert exp.batch_size == 32
 
 
-def _fake_gpu(tmp_path, monkeypatch, mb: int) -> None:
-    """nvidia-smi as a GPU node's answers it (this machine has none)."""
-    tool = tmp_path / f"gpu{mb}" / "nvidia-smi"
-    tool.parent.mkdir()
-    tool.write_text(
-        "#!/bin/sh\n"
-        'case "$1" in -L) echo "GPU 0: NVIDIA A100 (UUID: GPU-0)";; '
-        f"*) echo {mb};; esac\n"
-    )
-    tool.chmod(0o755)
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.setenv("PATH", f"{tool.parent}:/usr/bin:/bin")
-
-
 def test_batch_size_auto_is_the_largest_power_of_two_the_gpu_holds(tmp_path, monkeypatch):
     """The batch's training memory on the device fits 85 % of the GPU; twice it would not."""
     from boneage.memory import BACKWARD, GPU_RESERVE_MB, MB, estimate, profile_experiment
@@ -66,7 +53,7 @@ def test_batch_size_auto_is_the_largest_power_of_two_the_gpu_holds(tmp_path, mon
     model_mb = estimate(profile, "train", 0, optimizer="adamw").model
     batches = []
     for gpu_mb in (8_000, 16_000, 40_000):
-        _fake_gpu(tmp_path, monkeypatch, gpu_mb)
+        fake_gpu(tmp_path, monkeypatch, gpu_mb)
         batch = resolve_batch_size(exp).batch_size
         device = lambda b: model_mb + b * BACKWARD * 4 * profile.activations / MB  # noqa: E731
         budget = 0.85 * gpu_mb - GPU_RESERVE_MB

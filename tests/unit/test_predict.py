@@ -113,3 +113,41 @@ def test_tta_prediction_is_the_mean_over_the_views(tmp_path, tiny_shards):
     np.testing.assert_allclose(plain["pred"], by_view[0], atol=0.006)  # rounded to 0.01
     np.testing.assert_allclose(tta["pred"], np.mean(by_view, axis=0), atol=0.006)
     assert np.abs(tta["pred"] - plain["pred"]).max() > 0.01  # the views change the input
+
+
+def test_batch_size_auto_is_64_on_cpu_and_what_the_gpu_holds_on_a_gpu(tmp_path, monkeypatch):
+    """auto: 64 without a GPU; on a GPU the largest power of two whose forward pass fits
+    85 % of it (worked out here from the weights and layer outputs), at most 256."""
+    from harness import fake_gpu
+
+    from boneage.cli.args import batch_size
+    from boneage.memory import GPU_RESERVE_MB, MB
+    from boneage.models import build_model
+    from boneage.predict import predict_batch
+
+    model = build_model("resnet50", 224)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert predict_batch(model, "auto") == 64 and predict_batch(model, 16) == 16
+
+    def leaves(m):  # the backbone is a model inside the model
+        for layer in m.layers:
+            yield from leaves(layer) if hasattr(layer, "layers") else [layer]
+
+    outputs = sum(  # floats every layer outputs per image
+        int(np.prod(t.shape[1:]))
+        for layer in leaves(model)
+        if layer.__class__.__name__ != "InputLayer"
+        for t in layer._inbound_nodes[0].output_tensors  # noqa: SLF001
+    )
+    weights_mb = 4 * model.count_params() / MB
+    for gpu_mb, want in ((4_000, None), (8_000, None), (80_000, 256)):
+        fake_gpu(tmp_path, monkeypatch, gpu_mb)
+        batch = predict_batch(model, "auto")
+        budget = 0.85 * gpu_mb - GPU_RESERVE_MB - weights_mb
+        if want is None:  # the largest power of two that fits
+            want = 2 ** int(np.log2(budget / (4 * outputs / MB)))
+        assert batch == want, gpu_mb
+    assert batch_size("auto") == "auto" and batch_size("32") == 32
+    for bad in ("0", "-1", "big"):
+        with pytest.raises(Exception, match="neither a positive integer nor auto"):
+            batch_size(bad)
