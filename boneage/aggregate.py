@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from boneage import metrics
-from boneage.manifest import TRAINABLE
+from boneage.labels import TRAINABLE
 from boneage.predict import PREDICTION_COLUMNS
 from boneage.provenance import ensemble_digest, model_digest_of
 
@@ -29,7 +31,7 @@ def aggregate(
     split: pd.DataFrame | None,
     train_mean: float,
     trained_on_cohort: bool,
-) -> tuple[pd.DataFrame, dict[str, object]]:
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Merge shard predictions and score the held-out images.
 
     Every part must come from one model (its ``model_digest``; ValueError
@@ -53,7 +55,7 @@ def aggregate(
     held = frame[frame["subset"] == "test"] if trained_on_cohort else frame
     if "label_status" in held:  # a censored label is a bound, not a value to score against
         held = held[held["label_status"].isin(TRAINABLE) | held["label_status"].isna()]
-    result: dict[str, object] = {
+    result: dict[str, Any] = {
         "held_out": "test subset" if trained_on_cohort else "all images",
         "model_digest": model_digest_of(frame),  # the model the predictions came from
         "n_images": int(len(frame)),

@@ -4,7 +4,7 @@
 process and records the child's peak RSS (``ru_maxrss`` from ``wait4``, the
 same figure Slurm's accounting polls), its wall time and images per second,
 next to the model-based estimate. Later predict jobs ask for the measured
-figure plus a margin (boneage.resources.predict_plan).
+figure plus a margin (``RunPlan.predict_plan`` in boneage.plan).
 """
 
 from __future__ import annotations

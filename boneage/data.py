@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -91,12 +92,12 @@ def make_dataset(
     ``keep`` restricts to those study ids (a split subset); ``rank_slice``
     (rank, size) keeps every size-th of them for one rank.
     """
-    paths = [str(p) for p in paths]
-    stored = stored_size(paths) or image_size
-    picks = select_examples(paths, keep, rank_slice)
+    names = [str(p) for p in paths]
+    stored = stored_size(names) or image_size
+    picks = select_examples(names, keep, rank_slice)
 
     def generate():
-        for path, rows in zip(paths, picks):
+        for path, rows in zip(names, picks):
             if len(rows):
                 shard = read_shard(path)
                 for j in rows:
@@ -180,6 +181,7 @@ class TrainingData:
 
     def _batches_in_memory(self, epoch: int) -> Iterator[tuple[np.ndarray, ...]]:
         """Whole batches from the examples in memory, a fresh permutation per pass."""
+        assert self.memory is not None, "called only when the examples fit in memory"
         images, sex, y = self.memory
         queue, n_pass = np.empty(0, np.int64), 0
         while True:
@@ -189,7 +191,7 @@ class TrainingData:
             take, queue = np.sort(queue[: self.batch_size]), queue[self.batch_size :]
             yield images[take], sex[take], y[take]
 
-    def _streamed_examples(self, epoch: int) -> Iterator[tuple[np.ndarray, ...]]:
+    def _streamed_examples(self, epoch: int) -> Iterator[tuple[Any, ...]]:
         """Examples shard by shard, the shards in a per-epoch (and per-pass) order."""
         n_pass = 0
         while True:

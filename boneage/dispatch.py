@@ -88,7 +88,7 @@ def run_group(
         server.start()
 
     def next_index() -> int | None:
-        if rank == 0:
+        if queue is not None:  # rank 0
             return queue.take()
         comm.send(None, dest=0, tag=REQUEST)
         return comm.recv(source=0, tag=ASSIGN)

@@ -131,7 +131,9 @@ def configure_devices(dist: Distribution, threads: int | None) -> str:
         tf.config.set_visible_devices([gpu], "GPU")
         tf.config.experimental.set_memory_growth(gpu, True)
         set_threads(threads)
-        return f"GPU {dist.local_rank % len(gpus)}"
+        from boneage.gpus import rank_gpu
+
+        return f"GPU {rank_gpu(dist.local_rank)}"
     per_rank = max(1, (threads or os.cpu_count() or 1) // dist.local_size)
     set_threads(per_rank, inter_op=1 if per_rank == 1 else 2)
     return f"CPU, {per_rank} thread(s)"

@@ -48,6 +48,13 @@ def machine_gpus() -> list[str]:
     return [str(i) for i in range(gpu_count())]
 
 
+def rank_gpu(local_rank: int) -> str | None:
+    """The GPU a rank takes of those its job sees (its local rank's, as CUDA_VISIBLE_DEVICES
+    names them: TensorFlow lists them in that order); None without GPUs."""
+    gpus = machine_gpus()
+    return gpus[local_rank % len(gpus)] if gpus else None
+
+
 @dataclass
 class Claim:
     """GPUs held by this process until :meth:`release` or its end."""
@@ -95,6 +102,8 @@ def claim(n: int, wait_s: float | None = None, poll_s: float = 1.0) -> Claim:
     if n <= 0 or not gpus:
         return Claim([])
     if os.environ.get(CLAIMED) or "SLURM_JOB_ID" in os.environ:
+        given = "Slurm" if "SLURM_JOB_ID" in os.environ else "the parent process"
+        log.info(f"GPU(s) {','.join(gpus)} given by {given}")
         return Claim(gpus[:n])
     if n > len(gpus):
         raise ValueError(f"{n} GPUs asked for, this machine has {len(gpus)}")

@@ -13,8 +13,10 @@ missing        ``N/A``, ``:``, empty                   none
 unparseable    ``(2009/09/24)``, ``twelve``            none
 =============  ======================================  ======================
 
-Only ``exact`` and ``range`` labels train by default; ``censored`` ones when
-the config allows.
+A correction sheet's value has status ``corrected`` and a film without a
+label ``unlabelled``. ``exact``, ``range`` and ``corrected`` labels train by
+default; ``censored`` ones when the config allows. This module holds the one
+vocabulary of label statuses.
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+#: What :func:`parse_label` gives a cell.
 STATUSES = ("exact", "range", "censored", "missing", "unparseable")
-TRAINABLE = ("exact", "range")
+#: Every status a manifest row's label can have: a cell's, a correction's, or no label.
+ALL_STATUSES = (*STATUSES, "corrected", "unlabelled")
+#: Statuses that train by default (censored ones when the config says so).
+TRAINABLE = ("exact", "range", "corrected")
 MISSING_TOKENS = {"", "n/a", "na", "nan", "none", "null", ":", "-", "--", "?", "nil", "/"}
 
 _NUM = r"(\d+(?:[.,]\d+)?)"

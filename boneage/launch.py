@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def launch_command(
     cpu_ranks: int,
     controller: str = "gloo",
     gpus: int | None = None,
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str] | None = None,
     mpi: bool = False,
     launcher: str = "srun",
     nodes: int = 1,

@@ -16,6 +16,7 @@ import math
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -45,8 +46,6 @@ REASONS = {
 MAX_MONTHS = 240.0
 #: The sex of a film whose sex is not recorded, where the cohort keeps such films.
 SEX_UNKNOWN = "U"
-#: Label statuses that train by default (censored ones when the config says so).
-TRAINABLE = ("exact", "range", "corrected")
 
 
 def check_rows(
@@ -176,7 +175,7 @@ def build_manifest(spec: dict, shard_size: int) -> tuple[pd.DataFrame, list[dict
     return checked, plan_shards(checked, shard_size), unmatched
 
 
-def plan_shards(checked: pd.DataFrame, shard_size: int) -> list[dict[str, object]]:
+def plan_shards(checked: pd.DataFrame, shard_size: int) -> list[dict[str, Any]]:
     """Cut the source into blocks of ``shard_size`` rows; each block's accepted rows are a shard.
 
     Blocks follow source rows, not accepted rows, so a correction, deletion or
@@ -188,10 +187,8 @@ def plan_shards(checked: pd.DataFrame, shard_size: int) -> list[dict[str, object
     rows = accepted["row"].tolist()
     lines = _digest_lines(accepted)
     plan = []
-    for block, members in itertools.groupby(
-        zip(rows, lines), key=lambda m: (m[0] - 1) // shard_size
-    ):
-        members = list(members)
+    for block, group in itertools.groupby(zip(rows, lines), key=lambda m: (m[0] - 1) // shard_size):
+        members = list(group)
         plan.append(
             {
                 "shard": f"s{int(block):05d}",
@@ -202,7 +199,7 @@ def plan_shards(checked: pd.DataFrame, shard_size: int) -> list[dict[str, object
     return plan
 
 
-def add_spans(plan: list[dict[str, object]], rows: np.ndarray, lines: np.ndarray | None) -> None:
+def add_spans(plan: list[dict[str, Any]], rows: np.ndarray, lines: np.ndarray | None) -> None:
     """Give each shard the byte span of its rows in the rows table: its job reads only those.
 
     ``rows``: the row number on each line of the table; ``lines``: where each line
@@ -261,7 +258,7 @@ def finalise(checked: pd.DataFrame, shard_qc: list[pd.DataFrame]) -> pd.DataFram
     return out
 
 
-def summarise(manifest: pd.DataFrame) -> dict[str, object]:
+def summarise(manifest: pd.DataFrame) -> dict[str, Any]:
     """Counts for the report: rows, accepted, rejected by reason, inverted fixed, labels."""
     rejected = manifest[manifest["status"] == "rejected"]
     labels = manifest["label_status"].value_counts() if "label_status" in manifest else {}

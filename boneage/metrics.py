@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -14,7 +17,7 @@ BOOTSTRAP = 1000
 #: Resample counts held at once (resamples x distinct errors): memory stays flat in n.
 CHUNK_CELLS = 2_000_000
 #: The per-image quantities whose means get bootstrap intervals.
-MEAN_STATS = {
+MEAN_STATS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "mae": np.abs,
     "bias": lambda e: e,
     "within_12": lambda e: (np.abs(e) <= 12).astype(float),
@@ -47,13 +50,13 @@ def bootstrap_cis(
     return {k: (float(lo[i]), float(hi[i])) for i, k in enumerate(MEAN_STATS)}
 
 
-def score(pred: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+def score(pred: np.ndarray, ref: np.ndarray) -> dict[str, float | tuple[float, float]]:
     """MAE, RMSE, mean bias (pred - ref), share within +-6..36 months, 95 % intervals."""
     ok = np.isfinite(pred) & np.isfinite(ref)
     err = np.asarray(pred, float)[ok] - np.asarray(ref, float)[ok]
     if err.size == 0:
         return {"n": 0}
-    out: dict[str, float] = {
+    out: dict[str, float | tuple[float, float]] = {
         "n": int(err.size),
         "mae": float(np.mean(np.abs(err))),
         "rmse": float(np.sqrt(np.mean(err**2))),
@@ -75,9 +78,9 @@ def band_of(months: np.ndarray) -> np.ndarray:
     return labels
 
 
-def breakdown(frame: pd.DataFrame, ref: str) -> dict[str, object]:
+def breakdown(frame: pd.DataFrame, ref: str) -> dict[str, Any]:
     """Scores overall, by sex and by age band of ``frame[ref]`` (needs ``pred``, ``sex``)."""
-    result: dict[str, object] = {"all": score(frame["pred"].to_numpy(), frame[ref].to_numpy())}
+    result: dict[str, Any] = {"all": score(frame["pred"].to_numpy(), frame[ref].to_numpy())}
     result["by_sex"] = {
         str(s): score(g["pred"].to_numpy(), g[ref].to_numpy()) for s, g in frame.groupby("sex")
     }

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -132,6 +134,11 @@ def write_shard(path: str | os.PathLike[str], shard: Shard) -> None:
         raise ValueError(f"unknown shard format for {path} (use .zarr or .h5)")
 
 
+def _zarr_array(group: Any, name: str) -> np.ndarray:
+    """A whole array of a Zarr group, in memory."""
+    return np.asarray(group[name][...])
+
+
 def read_shard(path: str | os.PathLike[str], images: bool = True) -> Shard:
     """Read a shard into memory; ``images=False`` skips the pixels (labels only)."""
     path = Path(path)
@@ -142,15 +149,16 @@ def read_shard(path: str | os.PathLike[str], images: bool = True) -> Shard:
         import zarr
 
         root = zarr.open_group(str(path), mode="r")
-        if "labels" in root.attrs:
-            table = root["labels"][...]
+        attrs: dict[str, Any] = dict(root.attrs)
+        if "labels" in attrs:
+            table = _zarr_array(root, "labels")
             dtypes = {"sex": np.uint8, "boneage": np.float32, "true": np.float32, "row": np.int64}
-            get = {k: table[:, i].astype(dtypes[k]) for i, k in enumerate(root.attrs["labels"])}
+            get = {k: table[:, i].astype(dtypes[k]) for i, k in enumerate(attrs["labels"])}
             if images:
-                get["images"] = root["images"][...]
+                get["images"] = _zarr_array(root, "images")
         else:  # the layout before sharding: one array per name
-            get = {name: root[name][...] for name in names}
-        ids = [str(i) for i in root.attrs["ids"]]
+            get = {name: _zarr_array(root, name) for name in names}
+        ids = [str(i) for i in attrs["ids"]]
     else:
         import h5py
 
@@ -176,13 +184,14 @@ def shard_digest(path: str | os.PathLike[str]) -> str:
     return str(stored) if stored else read_shard(path).digest()
 
 
-def stored_size(paths: list[str]) -> int | None:
+def stored_size(paths: Sequence[str | os.PathLike[str]]) -> int | None:
     """Side of the stored images (from metadata; None when there are no shards)."""
     for p in map(Path, paths):
         if p.suffix == ".zarr":
             import zarr
 
-            return int(zarr.open_group(str(p), mode="r")["images"].shape[1])
+            images: Any = zarr.open_group(str(p), mode="r")["images"]
+            return int(images.shape[1])
         import h5py
 
         with h5py.File(p, "r") as f:

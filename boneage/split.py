@@ -11,8 +11,6 @@ import hashlib
 
 import pandas as pd
 
-SUBSETS = ("train", "val", "test")
-
 
 def subset_of(patient: str, seed: int, val: float, test: float) -> str:
     """The subset of one patient: test below ``test``, val below ``test + val``."""

@@ -39,8 +39,9 @@ import pandas as pd
 from boneage.atomic import atomic_path, write_json, write_tsv
 from boneage.config import check_determinism, schema_default, section_defaults
 from boneage.distribute import Distribution, configure_devices
+from boneage.gpus import rank_gpu
+from boneage.labels import TRAINABLE
 from boneage.log import Progress
-from boneage.manifest import TRAINABLE
 from boneage.provenance import differences, package_versions, run_key, training_inputs
 
 log = logging.getLogger(__name__)
@@ -291,6 +292,7 @@ def _train(
 
     out = Path(out_dir)
     ckpt_dir = out / "checkpoint"
+    per_rank = int(exp.batch_size)  # resolved by run_training: a number
     keras.utils.set_random_seed(exp.seed + dist.rank)
 
     train_ids = subset_ids(split, "train", exp.train_censored)
@@ -304,11 +306,11 @@ def _train(
     made_of = training_inputs(asdict(exp), [shard_digest(p) for p in shards], split, dist.size)
     key = run_key(made_of)
 
-    steps = max(1, math.ceil(n_train / (exp.batch_size * dist.size)))
+    steps = max(1, math.ceil(n_train / (per_rank * dist.size)))
     train_data = TrainingData(
         mine,
         exp.image_size,
-        exp.batch_size,
+        per_rank,
         seed=exp.seed + 7919 * dist.rank,
         keep=train_ids,
         augment=exp.augment,
@@ -409,7 +411,7 @@ def _train(
             "val_mae": val_mae,
             "lr": lr,
             "seconds": round(seconds, 2),
-            "images_per_s": round(steps * exp.batch_size * dist.size / seconds, 1),
+            "images_per_s": round(steps * per_rank * dist.size / seconds, 1),
         }
         history.append(row)
         rng = dist.gather(rng_state(model))  # every rank's dropout generator
@@ -429,7 +431,7 @@ def _train(
             )
 
     # Where each rank ran, and a digest of its final weights: equal on every rank.
-    places = dist.gather((socket.gethostname(), weights_digest(model)))
+    places = dist.gather((socket.gethostname(), weights_digest(model), rank_gpu(dist.local_rank)))
     summary = {
         "experiment": asdict(exp),
         "n_train": n_train,
@@ -437,8 +439,9 @@ def _train(
         "train_mean": mean,
         "train_sd": sd,
         "world_size": dist.size,
-        "hosts": [host for host, _ in places],
-        "rank_weights": [digest for _, digest in places],
+        "hosts": [host for host, _, _ in places],
+        "rank_weights": [digest for _, digest, _ in places],
+        "rank_gpus": [f"{host}:{gpu}" if gpu else None for host, _, gpu in places],
         "device": device,
         "best_val_mae": best,
         "epochs_run": len(history),

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Format and lint checks (CI runs them before the tests): ruff format, ruff
-# check, snakefmt, snakemake --lint. Fix with: ruff format . && snakefmt .
+# Format, lint and type checks (CI runs them before the tests): ruff format, ruff
+# check, mypy (boneage/), snakefmt, snakemake --lint. Fix with: ruff format . && snakefmt .
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
 ruff format --check boneage tests bench
 ruff check boneage tests bench
+mypy
 snakefmt --check Snakefile workflow/rules
 # --lint asks for a conda env per rule (see the Snakefile); anything else fails.
 findings=$(snakemake --lint 2>&1 | grep -E '^\s*\* ' | grep -v "conda environment or container" || true)

@@ -34,6 +34,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -156,13 +157,28 @@ def _network_up(root: Path, names: list[str], host: str) -> None:
         _run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
 
 
+def _stand_in_gpu(root: Path, index: int) -> str:
+    """A device file for GPU ``index``: a character device with NVIDIA's numbers (no driver
+    behind it), or a plain file where this machine may not make devices."""
+    path = root / "dev" / f"nvidia{index}"
+    path.parent.mkdir(exist_ok=True)
+    if not path.exists():
+        try:
+            os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(195, index))
+        except PermissionError:
+            path.touch()
+    return str(path)
+
+
 def start(
-    root: Path, cpus: int | None = None, mem_mb: int | None = None, nodes: int = 1
+    root: Path, cpus: int | None = None, mem_mb: int | None = None, nodes: int = 1, gpus: int = 0
 ) -> dict[str, str]:
     """Start munged, slurmctld and ``nodes`` slurmd under ``root``; return the environment.
 
     ``cpus`` and ``mem_mb`` are what each node declares (default: this
-    machine's cores and 80 % of its memory).
+    machine's cores and 80 % of its memory). ``gpus``: each node declares that
+    many GPUs as GRES, with terminals as stand-in device files (Slurm only
+    stats them; it sets a job's CUDA_VISIBLE_DEVICES from their order).
     """
     root = Path(root).resolve()
     for sub in ("munge", "state", "spool", "nodetmp"):
@@ -176,6 +192,11 @@ def start(
         NODE.format(name=n, addr=f"{NET}.{10 + k}", cpus=cpus, mem=mem_mb)
         for k, n in enumerate(names, 1)
     ] or [NODE.format(name=host, addr="127.0.0.1", cpus=cpus, mem=mem_mb)]
+    (root / "gres.conf").unlink(missing_ok=True)  # slurmd reads it beside slurm.conf
+    if gpus:
+        lines = ["GresTypes=gpu"] + [f"{line} Gres=gpu:{gpus}" for line in lines]
+        files = ",".join(_stand_in_gpu(root, i) for i in range(gpus))
+        (root / "gres.conf").write_text(f"AutoDetect=off\nName=gpu File={files}\n")
     text = CONF.format(
         host=host,
         ctl_addr=f"{NET}.1" if names else "127.0.0.1",
@@ -323,10 +344,12 @@ class Queued:
     node: str  # where it runs ("" while pending)
     cpus: int
     mem_mb: int  # what the job asked for
+    gres: str = ""  # generic resources per node, e.g. gres:gpu:2 ("" for none)
+    nodes: int = 1
 
 
 class QueueWatcher(threading.Thread):
-    """Samples ``squeue`` (every job: rule, state, node, CPUs, memory) every half second."""
+    """Samples ``squeue`` (every job: rule, state, nodes, CPUs, memory, GRES) every half second."""
 
     def __init__(self, env: dict) -> None:
         super().__init__(daemon=True)
@@ -335,16 +358,20 @@ class QueueWatcher(threading.Thread):
     def run(self) -> None:
         while not self.done.is_set():
             out = subprocess.run(
-                ["squeue", "-h", "-o", "%k|%t|%N|%C|%m"],
+                ["squeue", "-h", "-o", "%k|%t|%N|%C|%m|%b|%D"],
                 capture_output=True,
                 text=True,
                 env=self.env,
             ).stdout
             sample = []
             for line in out.splitlines():
-                if line.count("|") == 4:
-                    comment, state, node, cpus, mem = line.split("|")
-                    sample.append(Queued(rule_of(comment), state, node, int(cpus), _mb(mem)))
+                if line.count("|") == 6:
+                    comment, state, node, cpus, mem, gres, nodes = line.split("|")
+                    gres = "" if gres in ("N/A", "(null)") else gres
+                    job = Queued(
+                        rule_of(comment), state, node, int(cpus), _mb(mem), gres, int(nodes)
+                    )
+                    sample.append(job)
             self.samples.append(sample)
             time.sleep(0.5)
 

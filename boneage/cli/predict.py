@@ -59,7 +59,7 @@ def cmd_estimate(a: argparse.Namespace) -> None:
     if result.qc.inverted:
         print("          inverted polarity, corrected")
     print(f"sex:      {result.sex}")
-    if not result.accepted:
+    if not result.accepted or result.months is None:
         sys.exit(3)
     print(f"bone age: {result.months:.1f} months ({result.months / 12:.1f} years)")
     if result.overlay:

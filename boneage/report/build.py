@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from boneage.atomic import load_json, write_text
 from boneage.config import public_config, section_defaults
 from boneage.corrections import COLUMNS as CORRECTION_COLUMNS
+from boneage.labels import ALL_STATUSES
 from boneage.manifest import REASONS, summarise
 from boneage.metrics import WITHIN_MONTHS
 from boneage.provenance import INPUT_PARTS, ensemble_digest, package_versions, short
@@ -28,8 +29,6 @@ from boneage.report.review import (
     qc_gallery,
     saliency_examples,
 )
-
-LABEL_STATUSES = ("exact", "range", "censored", "missing", "unparseable", "corrected", "unlabelled")
 
 
 def git_commit() -> str:
@@ -137,6 +136,7 @@ def provenance(run: RunResults, ensembles: dict[str, list[str]]) -> list[dict[st
     rows = []
     for name in sorted({x for x, _ in run.metrics} | set(run.train)):
         t = run.train.get(name, {})
+        digest: str | None
         if name in ensembles:
             digest = ensemble_digest(
                 [run.train.get(m, {}).get("model_digest") for m in ensembles[name]]
@@ -227,7 +227,9 @@ def build_report(
     results = Path(results)
     info = {**where_planned(config.get("cluster", {}), executor), **json.loads(run_info)}
     settings = {**section_defaults("report"), **config.get("report", {})}
-    qc, review, chrono = {}, {}, {}
+    qc: dict[str, Any] = {}
+    review: dict[str, dict[str, Any]] = {}
+    chrono: dict[str, Any] = {}
     for cohort, manifest in run.manifests.items():
         s = summarise(manifest)
         qc[cohort] = {
@@ -290,7 +292,7 @@ def build_report(
         trained_on=config.get("train_cohorts", []),
         curves=plots.training_curves(run.histories) if run.histories else None,
         within=WITHIN_MONTHS,
-        label_statuses=LABEL_STATUSES,
+        label_statuses=ALL_STATUSES,
         steps=steps,
         versions=package_versions(),
         commit=git_commit(),

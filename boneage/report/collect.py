@@ -81,8 +81,9 @@ def shard_benchmarks(
 ) -> list[str]:
     """Benchmark files of the shard and predict jobs of the shards the indexes list."""
     from boneage.plan import RunPlan
+    from boneage.resources import Node
 
-    plan = RunPlan(config, lambda: None)
+    plan = RunPlan(config, lambda: Node.from_config(config.get("cluster", {})))
     files = []
     for cohort, index in indexes.items():
         shards = [s["shard"] for s in index["shards"]]

@@ -76,7 +76,7 @@ def shard_images(results: Path, cohort: str, ids: list[str]) -> dict[str, np.nda
     if not index_path.exists():
         return {}
     index = json.loads(index_path.read_text())
-    wanted, found = set(ids), {}
+    wanted, found = set(ids), dict[str, np.ndarray]()
     for entry in index["shards"]:
         path = Path(entry["path"])
         if not path.is_absolute():

@@ -16,6 +16,7 @@ string is kept in ``label_raw``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from boneage.sources.rows import finish, image_index, parse_sex
 UNITS = {"years": 12.0, "months": 1.0}
 
 
-def read_table(path: str | Path, sheet: str | int | None = None) -> pd.DataFrame:
+def read_table(path: str | os.PathLike[str], sheet: str | int | None = None) -> pd.DataFrame:
     """A csv or xlsx table with every cell as a string (nothing guessed or dropped)."""
     path = Path(path)
     if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):

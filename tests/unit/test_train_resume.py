@@ -24,7 +24,7 @@ import pytest
 from conftest import REPO
 
 from boneage.atomic import write_json, write_tsv
-from boneage.manifest import TRAINABLE
+from boneage.labels import TRAINABLE
 
 pytestmark = pytest.mark.slow
 EPOCHS, BATCH = 12, 8
