@@ -47,11 +47,19 @@ MIN_FINGERS = 3
 #: of a knee implant: 80 to 120). Tighter (60 degrees) loses infants' hands, whose bone-level
 #: silhouettes have several small "palms".
 MIN_OUTWARD = 0.0
+#: A protrusion that does not reach a palm but comes within this share of the palm radius
+#: of a part attached to one (a knuckle) is attached through it: the silhouette of a faint
+#: film breaks at the joints of the bones (a young child's metacarpophalangeal joint).
+JOINT_GAP = 0.125
 #: Fingers of one hand point within 70 degrees of each other (thumb to index: ~60).
 FINGER_SPREAD_COS = 0.34
 #: Collimator shadows (see collimator_shadows): least share of the film, least share of the
 #: shorter side along the film's edge, and how straight the inner boundary is.
 SHADOW_AREA, SHADOW_EDGE, SHADOW_LINE = 0.03, 0.3, 0.08
+#: A blade's edge is soft (the penumbra, then QC's smoothing): its bright rim, as wide as
+#: this share of the shorter side, goes with the shadow (else it stays as a thin strip
+#: along the film that raises Otsu's threshold over a faint hand).
+SHADOW_PENUMBRA = 0.015
 #: Vertical coherence of the foreground below which a film is noise or text, not anatomy.
 MIN_COHERENCE = 0.76
 #: Grey-level spread (1st-99th percentile, smoothed) below which a film is blank.
@@ -156,7 +164,8 @@ def protrusions(sil: np.ndarray) -> list[Finger]:
     centres = ndi.center_of_mass(wide, palms, range(1, n_palms + 1)) if n_palms else []
     labels, _ = ndi.label(sil & ~wide)
     rows, cols = sil.shape
-    found = []
+    parts = []  # (pixels, base, palm) of each protrusion
+    palm_of = np.where(wide, palms, 0)  # the palm each attached pixel belongs to
     for i, box in enumerate(ndi.find_objects(labels), start=1):
         r, c = np.nonzero(labels[box] == i)
         if len(r) < 10:
@@ -164,6 +173,18 @@ def protrusions(sil: np.ndarray) -> list[Finger]:
         r, c = r + box[0].start, c + box[1].start
         base = to_wide[r, c] <= reach
         palm = int(np.bincount(palms[r[base], c[base]]).argmax()) if base.any() else 0
+        palm_of[r, c] = palm
+        parts.append((r, c, base, palm))
+    if any(not palm for *_, palm in parts):  # attach through a joint's gap
+        gap, (near_r, near_c) = ndi.distance_transform_edt(palm_of == 0, return_indices=True)
+        joint = max(2.0, JOINT_GAP * radius)
+        for k, (r, c, base, palm) in enumerate(parts):
+            if not palm and (gap[r, c] <= joint).any():
+                base = gap[r, c] <= joint
+                via = palm_of[near_r[r[base], c[base]], near_c[r[base], c[base]]]
+                parts[k] = (r, c, base, int(np.bincount(via).argmax()))
+    found = []
+    for r, c, base, palm in parts:
         finger = _measure(r, c, base, palm, dist, radius, rows, cols)
         if palm:
             out = np.array([r[base].mean(), c[base].mean()]) - np.array(centres[palm - 1])
@@ -297,6 +318,9 @@ def collimator_shadows(small: np.ndarray) -> np.ndarray:
         sv = np.linalg.svd(points - points.mean(0), compute_uv=False)
         if sv[1] < SHADOW_LINE * sv[0]:
             shadows |= region
+    if shadows.any():
+        rim = max(2, round(SHADOW_PENUMBRA * min(rows, cols)))
+        shadows = ndi.binary_dilation(shadows, iterations=rim)
     return shadows
 
 

@@ -22,12 +22,25 @@ REAL_SHEET = REAL_DATA / "hospital-sheet" / "labels.csv"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Slurm tests first and on one xdist worker: they share Slurm's ports, and are the longest."""
     slurm = [item for item in items if item.get_closest_marker("slurm")]
     for item in slurm:
         item.add_marker(pytest.mark.xdist_group("slurm"))
     items[:] = slurm + [item for item in items if not item.get_closest_marker("slurm")]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse to run the Slurm tests on several xdist workers at once (a pytest or xdist
+    that no longer honours ``xdist_group`` would start two clusters on the same ports)."""
+    if not session.config.getoption("loadgroup", False):
+        return
+    split = [i.nodeid for i in session.items if i.get_closest_marker("slurm")]
+    if any(not nodeid.endswith("@slurm") for nodeid in split):
+        raise pytest.UsageError(
+            "xdist did not group the Slurm tests on one worker (see requirements-test.txt)"
+        )
 
 
 @pytest.fixture(scope="session")

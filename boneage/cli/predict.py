@@ -44,7 +44,7 @@ def cmd_estimate(a: argparse.Namespace) -> None:
     """
     from pathlib import Path
 
-    from boneage.estimate import estimate_film
+    from boneage.film import estimate_film
 
     overlay = a.overlay or f"{Path(a.file).name}.saliency.png"
     try:
