@@ -57,9 +57,10 @@ def worker(shard: Path, deterministic: bool, size: int, batch: int, steps: int) 
 
     from boneage.data import TrainingData
     from boneage.distribute import Distribution, configure_devices
+    from boneage.experiment import Experiment
     from boneage.losses import loss_function
     from boneage.models import build_model, weights_digest
-    from boneage.train import Experiment, make_optimizer, make_train_step, set_determinism
+    from boneage.train import make_optimizer, make_train_step, set_determinism
 
     dist = Distribution()
     configure_devices(dist, os.cpu_count())

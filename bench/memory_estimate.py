@@ -56,6 +56,7 @@ def main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from boneage.calibrate import measure
+    from boneage.experiment import Experiment
     from boneage.memory import estimate, measure_train_step, profile_experiment
     from boneage.models import build_model
     from boneage.shards import read_shard
@@ -77,7 +78,7 @@ def main() -> int:
     for backbone, size, batch, fitted in PREDICT:
         model = work / f"{backbone}-{size}.keras"
         build_model(backbone, size).save(model)
-        prof = profile_experiment({"backbone": backbone, "image_size": size})
+        prof = profile_experiment(Experiment("bench", backbone=backbone, image_size=size))
         est = estimate(prof, "predict", batch, shard_images=images, stored_size=128)
         peak = peak_mb(
             [
@@ -96,13 +97,9 @@ def main() -> int:
         )
         rows.append(("predict", backbone, size, batch, fitted, est.total, peak))
     for backbone, size, batch, fitted in TRAIN:
-        exp = {
-            "backbone": backbone,
-            "image_size": size,
-            "batch_size": batch,
-            "epochs": 1,
-            "augment": True,
-        }
+        exp = Experiment(
+            "bench", backbone=backbone, image_size=size, batch_size=batch, epochs=1, augment=True
+        )
         # What the planner uses: the profile job's measured train step, plus the data.
         prof = measure_train_step(exp, profile_experiment(exp))
         est = estimate(prof, "train", batch, examples=n_train, stored_size=128)

@@ -4,7 +4,8 @@ The cohort study's problem, scaled to this machine: memory, not cores,
 limits how many predict processes share a node. The node here is this
 machine's cores with just enough memory for ``--slots`` predict processes
 (measured by `boneage calibrate`). Both layouts run the same per-shard
-`boneage predict` jobs, ``slots`` at a time, over the same shards:
+`boneage predict` jobs, ``slots`` at a time, over the same shards (the workflow's
+default shards and images, 256 films at 128 px: per-job start-up weighs as at a site):
 
 * seed layout: each process single-threaded, so cores - slots sit idle;
 * planner layout (boneage plan): the same processes, each with
@@ -17,7 +18,7 @@ of both and their ratio, and exits 1 when the planner layout misses
 :data:`TARGET` times the seed layout (2 when the plan gives one thread per
 process: then there is nothing to compare).
 
-    python bench/node_plan.py [--slots 1] [--shards 8] [--rounds 3]
+    python bench/node_plan.py [--slots 1] [--shards 4] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def run_layout(model: str, shards: list[str], slots: int, threads: int, work: Pa
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--slots", type=int, default=1, help="predict processes memory allows")
-    ap.add_argument("--shards", type=int, default=8)
+    ap.add_argument("--shards", type=int, default=4)
     ap.add_argument("--backbone", default="resnet50")
     ap.add_argument("--work", type=Path)
     ap.add_argument("--rounds", type=int, default=3)
@@ -85,13 +86,17 @@ def main() -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from boneage.calibrate import calibrate_predict
+    from boneage.config import schema_default, section_defaults
     from boneage.models import build_model
     from boneage.resources import NODE_RESERVE_MB, plan_node, with_margin
 
-    shards, _, _ = workflow_cohort(work, n=a.shards * 128 + 64, shard_size=128)
+    # A site's shards and images: the workflow's defaults (the per-job start-up, which
+    # threads cannot speed up, weighs as it does there).
+    size, side = section_defaults("shards")["size"], schema_default("image_size")
+    shards, _, _ = workflow_cohort(work, n=a.shards * size + 64, shard_size=size, image_size=side)
     shards = shards[: a.shards]
     model = str(work / "model.keras")
-    build_model(a.backbone, 128).save(model)
+    build_model(a.backbone, side).save(model)
     cores = os.cpu_count() or 1
     proc_mb = with_margin(calibrate_predict(model, shards[0], 1)["peak_rss_mb"])
     node_mb = NODE_RESERVE_MB + a.slots * proc_mb + proc_mb // 2  # room for `slots` processes
@@ -113,7 +118,8 @@ def main() -> int:
     seed, planned = max(rates["seed"]), max(rates["planner"])
     ratio = planned / seed
     print(
-        f"{a.backbone} predict, {len(shards)} shards of 128 images at 128 px, best of {a.rounds}:"
+        f"{a.backbone} predict, {len(shards)} shards of {size} images at {side} px, "
+        f"best of {a.rounds}:"
     )
     print(f"  seed layout    {plan.processes} x 1 thread : {seed:6.1f} images/s")
     print(f"  planner layout {plan.processes} x {plan.threads} threads: {planned:6.1f} images/s")

@@ -63,6 +63,7 @@ def launch_command(
     mpi: bool = False,
     launcher: str = "srun",
     nodes: int = 1,
+    cpus_per_task: int | None = None,
 ) -> list[str]:
     """The command line that starts ``command`` as the right number of ranks.
 
@@ -85,8 +86,9 @@ def launch_command(
         launcher = launcher or "srun"
         if launcher == "srun":
             # -c: Slurm 22.05 to 23.02 do not pass the job's --cpus-per-task on to srun,
-            # which would pin each rank to one core.
-            cpus = env.get("SLURM_CPUS_PER_TASK")
+            # which would pin each rank to one core; the rule says what it asked for (the
+            # Slurm executor's job step does not keep SLURM_CPUS_PER_TASK).
+            cpus = str(cpus_per_task) if cpus_per_task else env.get("SLURM_CPUS_PER_TASK")
             return [
                 "srun",
                 f"--mpi={env.get('BONEAGE_SRUN_MPI', 'pmix')}",
@@ -118,10 +120,18 @@ def launch(
     mpi: bool = False,
     launcher: str = "srun",
     nodes: int = 1,
+    cpus_per_task: int | None = None,
 ) -> int:
     """Run ``command`` as ranks (see :func:`launch_command`); return its exit status."""
     line = launch_command(
-        command, ranks, cpu_ranks, controller, mpi=mpi, launcher=launcher, nodes=nodes
+        command,
+        ranks,
+        cpu_ranks,
+        controller,
+        mpi=mpi,
+        launcher=launcher,
+        nodes=nodes,
+        cpus_per_task=cpus_per_task,
     )
     log.info("launch: " + " ".join(line))
     return subprocess.call(line)

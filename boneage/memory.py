@@ -30,6 +30,8 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
+from boneage.experiment import Experiment
+
 MB = 2**20
 #: Resident memory of an idle Python + TensorFlow 2.17 + Keras 3 process on CPU (MB).
 #: (measured: 453 MB after ``import tensorflow``, ~30 MB more to load and run a model).
@@ -50,11 +52,6 @@ GPU_RESERVE_MB = 1024
 #: ``predict: {batch_size: auto}``: the batch on CPU, and the most it takes on a GPU.
 PREDICT_CPU_BATCH = 64
 PREDICT_GPU_LIMIT = 256
-
-
-def host_batch(batch_size: int | str) -> int:
-    """The batch a host-memory estimate uses: ``auto`` sizes GPU memory, so count 32."""
-    return batch_size if isinstance(batch_size, int) else 32
 
 
 def predict_host_batch(batch_size: int | str, gpus: int = 0) -> int:
@@ -144,18 +141,12 @@ def profile_model(model, backbone: str = "", image_size: int = 0) -> ModelProfil
     return ModelProfile(backbone, image_size, int(model.count_params()), trainable, activations)
 
 
-def profile_experiment(exp: dict) -> ModelProfile:
+def profile_experiment(exp: Experiment) -> ModelProfile:
     """Build the experiment's model (random weights) and profile it."""
     from boneage.models import build_model
 
-    size = int(exp["image_size"])
-    model = build_model(
-        exp.get("backbone", "small_cnn"),
-        size,
-        loss=exp.get("loss", "mae"),
-        sex_mode=exp.get("sex_mode", "input"),
-    )
-    return profile_model(model, exp.get("backbone", "small_cnn"), size)
+    model = build_model(exp.backbone, exp.image_size, loss=exp.loss, sex_mode=exp.sex_mode)
+    return profile_model(model, exp.backbone, exp.image_size)
 
 
 def estimate(
@@ -219,7 +210,7 @@ def _train_data(
     )  # a batch in flight, prefetched, augmented
 
 
-def probe_train_step(exp: dict, steps: int = 3) -> None:
+def probe_train_step(e: Experiment, steps: int = 3) -> None:
     """Run ``steps`` train steps of the experiment's model on random data (one process).
 
     Run as a child by :func:`measure_train_step`, which reads its peak RSS.
@@ -230,10 +221,9 @@ def probe_train_step(exp: dict, steps: int = 3) -> None:
     from boneage.distribute import Distribution
     from boneage.losses import loss_function
     from boneage.models import build_model
-    from boneage.train import Experiment, make_optimizer, make_train_step, set_precision
+    from boneage.train import make_optimizer, make_train_step, set_precision
 
-    e = Experiment.from_dict("probe", exp)
-    batch = host_batch(e.batch_size)
+    batch = e.host_batch
     set_precision(e.precision)
     model = build_model(e.backbone, e.image_size, loss=e.loss, sex_mode=e.sex_mode)
     optimizer = make_optimizer(e, e.learning_rate)
@@ -248,7 +238,7 @@ def probe_train_step(exp: dict, steps: int = 3) -> None:
         step({"image": x, "sex": sex}, rng.uniform(0, 228, (batch, 1)).astype(np.float32))
 
 
-def measure_train_step(exp: dict, profile: ModelProfile) -> ModelProfile:
+def measure_train_step(exp: Experiment, profile: ModelProfile) -> ModelProfile:
     """``profile`` with the measured peak RSS of a few train steps (a child process)."""
     import dataclasses
     import sys
@@ -256,13 +246,18 @@ def measure_train_step(exp: dict, profile: ModelProfile) -> ModelProfile:
     from boneage.calibrate import measure
 
     m = measure(
-        [sys.executable, "-m", "boneage.cli", "probe-train", "--experiment", json.dumps(exp)],
+        [
+            sys.executable,
+            *("-m", "boneage.cli", "probe-train"),
+            *("--experiment", json.dumps(dataclasses.asdict(exp))),
+        ],
         stdout=sys.stderr,
     )
     if m.returncode:
         raise RuntimeError(f"the train-step probe failed (exit {m.returncode}); see the log")
-    batch = host_batch(exp.get("batch_size", 32))
-    return dataclasses.replace(profile, train_peak_mb=round(m.peak_rss_mb, 1), probe_batch=batch)
+    return dataclasses.replace(
+        profile, train_peak_mb=round(m.peak_rss_mb, 1), probe_batch=exp.host_batch
+    )
 
 
 def gpu_batch_size(

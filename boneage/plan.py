@@ -15,6 +15,7 @@ from typing import Any
 
 from boneage.atomic import file_stamp, folder_stamp, looks_like_wildcard
 from boneage.config import public_config
+from boneage.experiment import Experiment
 from boneage.resources import (
     Node,
     NodePlan,
@@ -192,10 +193,14 @@ class RunPlan:
         exp["train_censored"] = self.config["labels"]["train_censored"]
         return exp
 
+    def experiment(self, experiment: str) -> Experiment:
+        """The experiment as training takes it (:meth:`experiment_settings`, typed)."""
+        return Experiment.from_dict(experiment, self.experiment_settings(experiment))
+
     def weights_input(self, experiment: str) -> list[str]:
         """The experiment's starting-weights file, a declared input (a new file retrains)."""
-        exp = self.experiment_settings(experiment)
-        path = weights_file(exp["weights"], exp["backbone"])
+        exp = self.experiment(experiment)
+        path = weights_file(exp.weights, exp.backbone)
         return [path] if path else []
 
     def step_gpus(self, step: str) -> int:
@@ -234,7 +239,7 @@ class RunPlan:
                     examples += sum(s["images"] for s in json.load(fh)["shards"])
         return train_memory_mb(
             profile,
-            self.experiment_settings(experiment),
+            self.experiment(experiment),
             self.train_ranks_per_node(),
             examples,
             self.config["image_size"],

@@ -19,6 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from boneage.experiment import Experiment
 from boneage.launch import gpu_count
 
 TF_RUNTIME_MB = 700
@@ -253,7 +254,7 @@ def predict_memory_mb(
 
 def train_memory_mb(
     profile: str | None,
-    exp: dict,
+    exp: Experiment,
     ranks: int,
     examples: int,
     image_size: int,
@@ -265,9 +266,9 @@ def train_memory_mb(
     ``world``: ranks of the whole job (default ``ranks``, one node); the
     examples are shared among them.
     """
-    from boneage.memory import ModelProfile, estimate, host_batch
+    from boneage.memory import ModelProfile, estimate
 
-    batch = host_batch(exp.get("batch_size", 32))
+    batch = exp.host_batch
     prof = _read_json(profile)
     if not prof:
         return ranks * estimate_mem_mb("train", image_size, 0, batch)
@@ -276,7 +277,7 @@ def train_memory_mb(
         ModelProfile(**prof),
         "train",
         batch,
-        optimizer=exp.get("optimizer", "adamw"),
+        optimizer=exp.optimizer,
         examples=examples // max(world or ranks, 1),
         stored_size=image_size,
     )

@@ -37,51 +37,15 @@ import numpy as np
 import pandas as pd
 
 from boneage.atomic import atomic_path, write_json, write_tsv
-from boneage.config import check_determinism, schema_default, section_defaults
+from boneage.config import check_determinism
 from boneage.distribute import Distribution, configure_devices
+from boneage.experiment import AUTO_CPU_BATCH, Experiment
 from boneage.gpus import rank_gpu
 from boneage.labels import TRAINABLE
 from boneage.log import Progress
 from boneage.provenance import differences, package_versions, run_key, training_inputs
 
 log = logging.getLogger(__name__)
-_EXP = section_defaults("experiments")  # the schema holds every default
-
-
-@dataclass
-class Experiment:
-    """Settings of one training run (the ``experiments:`` entries of config.yaml).
-
-    Defaults come from the config schema, as for a config.yaml entry.
-    """
-
-    name: str
-    backbone: str = _EXP["backbone"]
-    image_size: int = schema_default("image_size")  # an entry's default is the global one
-    epochs: int = _EXP["epochs"]
-    batch_size: int | str = _EXP["batch_size"]  # or "auto": from GPU memory (resolve_batch_size)
-    learning_rate: float = _EXP["learning_rate"]
-    warmup_epochs: int = _EXP["warmup_epochs"]
-    weight_decay: float = _EXP["weight_decay"]
-    optimizer: str = _EXP["optimizer"]
-    schedule: str = _EXP["schedule"]
-    loss: str = _EXP["loss"]
-    sex_mode: str = _EXP["sex_mode"]
-    weights: str = _EXP["weights"]  # random, imagenet or a file (boneage.weights)
-    freeze_epochs: int = _EXP["freeze_epochs"]  # head alone first, backbone frozen
-    backbone_lr_scale: float = _EXP["backbone_lr_scale"]  # backbone rate / head rate
-    lr_scaling: str | None = _EXP["lr_scaling"]  # with ranks; None: by optimizer (LR_SCALING)
-    augment: bool = _EXP["augment"]
-    seed: int = _EXP["seed"]
-    train_censored: bool = section_defaults("labels")["train_censored"]
-    precision: str = _EXP["precision"]  # or mixed_float16 (GPUs), mixed_bfloat16 (Ampere+, CPUs)
-    xla: bool = _EXP["xla"]  # compile the forward and backward pass with XLA
-    deterministic: bool = _EXP["deterministic"]  # bit-identical reruns (TF op determinism)
-
-    @classmethod
-    def from_dict(cls, name: str, d: dict[str, Any]) -> "Experiment":
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(name=name, **known)
 
 
 def resolve_batch_size(exp: Experiment) -> Experiment:
@@ -93,15 +57,8 @@ def resolve_batch_size(exp: Experiment) -> Experiment:
 
     gpu_mb = gpu_memory_mb()
     if gpu_mb is None:
-        return replace(exp, batch_size=32)
-    profile = profile_experiment(
-        {
-            "backbone": exp.backbone,
-            "image_size": exp.image_size,
-            "loss": exp.loss,
-            "sex_mode": exp.sex_mode,
-        }
-    )
+        return replace(exp, batch_size=AUTO_CPU_BATCH)
+    profile = profile_experiment(exp)
     batch = gpu_batch_size(profile, gpu_mb, exp.optimizer)
     log.info(f"batch_size auto: {batch} per GPU ({gpu_mb:,.0f} MB)")
     return replace(exp, batch_size=batch)
@@ -273,27 +230,28 @@ def run_training(
         set_determinism(previous[1])
 
 
-def _train(
-    exp: Experiment,
-    shards: list[str],
-    split: pd.DataFrame,
-    out_dir: str,
-    dist: Distribution,
-    device: str,
-) -> dict[str, Any]:
-    """The training loop of :func:`run_training` (devices and precision already set)."""
-    import keras
-    import tensorflow as tf
+@dataclass
+class _Inputs:
+    """What one training run reads: its ids, the label scale, this rank's data, its key."""
 
+    train_ids: set[str]
+    val_ids: set[str]
+    mean: float
+    sd: float
+    n_train: int
+    steps: int  # per epoch
+    train_data: Any  # boneage.data.TrainingData
+    val_ds: Any  # tf.data.Dataset
+    made_of: dict[str, Any]  # digests of what makes the model (boneage.provenance)
+    key: str
+
+
+def _inputs(
+    exp: Experiment, shards: list[str], split: pd.DataFrame, dist: Distribution, per_rank: int
+) -> _Inputs:
+    """The training and validation data of this rank, the label scale and the run key."""
     from boneage.data import TrainingData, make_dataset
-    from boneage.losses import loss_function
-    from boneage.models import build_model, load_model, weights_digest
     from boneage.shards import SEX_CODES, read_shard, shard_digest
-
-    out = Path(out_dir)
-    ckpt_dir = out / "checkpoint"
-    per_rank = int(exp.batch_size)  # resolved by run_training: a number
-    keras.utils.set_random_seed(exp.seed + dist.rank)
 
     train_ids = subset_ids(split, "train", exp.train_censored)
     val_ids = subset_ids(split, "val")
@@ -304,8 +262,6 @@ def _train(
     mean, sd, n_train = label_stats(meta, train_ids)
     mine, example_slice = rank_share(shards, dist)
     made_of = training_inputs(asdict(exp), [shard_digest(p) for p in shards], split, dist.size)
-    key = run_key(made_of)
-
     steps = max(1, math.ceil(n_train / (per_rank * dist.size)))
     train_data = TrainingData(
         mine,
@@ -318,9 +274,23 @@ def _train(
         rank_slice=example_slice,
     )
     val_ds = make_dataset(mine, exp.image_size, 64, keep=val_ids, rank_slice=example_slice)
+    return _Inputs(
+        train_ids, val_ids, mean, sd, n_train, steps, train_data, val_ds, made_of, run_key(made_of)
+    )
 
-    state_file = ckpt_dir / "state.json"
-    state = checkpoint_state(state_file, key, made_of, exp.name, clear=dist.is_chief)
+
+def _build_or_resume(
+    exp: Experiment, data: _Inputs, ckpt_dir: Path, dist: Distribution
+) -> tuple[Any, Any, int, list[dict[str, Any]]]:
+    """The model and optimizer of epoch 0, or of this run's checkpoint; the same on every
+    rank. Returns them, the first epoch to run and the history so far."""
+    import keras
+
+    from boneage.models import build_model, load_model, weights_digest
+
+    state = checkpoint_state(
+        ckpt_dir / "state.json", data.key, data.made_of, exp.name, clear=dist.is_chief
+    )
     if dist.is_chief:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
     start_epoch, history = 0, []
@@ -338,8 +308,8 @@ def _train(
         model = build_model(
             exp.backbone,
             exp.image_size,
-            mean,
-            sd,
+            data.mean,
+            data.sd,
             loss=exp.loss,
             sex_mode=exp.sex_mode,
             weights=exp.weights,
@@ -351,6 +321,100 @@ def _train(
         optimizer.build(model.trainable_variables)
     dist.broadcast(model.variables)
     dist.broadcast(optimizer.variables)
+    return model, optimizer, start_epoch, history
+
+
+def _log_start(exp: Experiment, data: _Inputs, dist: Distribution, device: str) -> None:
+    """What the chief says before the first epoch: the run's shape, and the fine-tuning."""
+    if not dist.is_chief:
+        return
+    log.info(
+        f"{exp.name}: {exp.backbone}, {data.n_train} training images, {dist.size} rank(s) "
+        f"on {device}, {data.steps} steps/epoch, {exp.precision}"
+        f"{', XLA' if exp.xla else ''}"
+    )
+    if exp.weights not in ("random", "", None):
+        rule = exp.lr_scaling or LR_SCALING[exp.optimizer]
+        log.info(
+            f"starting from {exp.weights} weights; head rate {exp.learning_rate:g} "
+            f"(x {rank_factor(exp, dist.size):.3g}: {rule} in {dist.size} rank(s)), "
+            f"backbone x {exp.backbone_lr_scale:g}; backbone frozen for "
+            f"{exp.freeze_epochs} epoch(s)"
+        )
+
+
+def _eval_step(model):
+    """A traced step: the absolute error summed over a validation batch, and its size."""
+    import tensorflow as tf
+
+    @tf.function
+    def eval_step(inputs, y):
+        pred = model(inputs, training=False)["months"]
+        return tf.reduce_sum(tf.abs(pred - y)), tf.cast(tf.shape(y)[0], tf.float32)
+
+    return eval_step
+
+
+def _one_epoch(
+    exp: Experiment,
+    epoch: int,
+    model,
+    optimizer,
+    steps: tuple[Any, Any],
+    data: _Inputs,
+    dist: Distribution,
+) -> dict[str, Any]:
+    """Train one epoch on every rank's batches (``steps``: the train and eval steps), then
+    score the validation subset; the epoch's history row (the same on every rank)."""
+    train_step, eval_step = steps
+    lr = learning_rate(exp, epoch, dist.size)
+    optimizer.learning_rate.assign(lr)
+    t0 = time.perf_counter()
+    progress = (
+        Progress(log, f"epoch {epoch + 1}/{exp.epochs}", data.steps) if dist.is_chief else None
+    )
+    losses = []
+    for s, batch in enumerate(data.train_data.epoch(epoch)):
+        losses.append(float(train_step(*batch)))
+        if progress:
+            progress.update(s + 1, " steps", f"loss {np.mean(losses[-50:]):.3f}")
+    # BatchNorm statistics of all ranks' batches (a frozen backbone's stay as they are)
+    dist.sync([v for v in model.non_trainable_variables if "moving_" in v.path])
+    seconds = time.perf_counter() - t0
+    err, n = 0.0, 0.0
+    for inputs, y in data.val_ds:
+        e, k = eval_step(inputs, y)
+        err, n = err + float(e), n + float(k)
+    total = dist.average(n)
+    return {
+        "epoch": epoch + 1,
+        "loss": dist.average(float(np.mean(losses))),
+        "val_mae": dist.average(err) / total if total else float("nan"),
+        "lr": lr,
+        "seconds": round(seconds, 2),
+        "images_per_s": round(data.steps * data.train_data.batch_size * dist.size / seconds, 1),
+    }
+
+
+def _train(
+    exp: Experiment,
+    shards: list[str],
+    split: pd.DataFrame,
+    out_dir: str,
+    dist: Distribution,
+    device: str,
+) -> dict[str, Any]:
+    """The training loop of :func:`run_training` (devices and precision already set):
+    build or resume, one epoch at a time with a checkpoint after each, then finish."""
+    import keras
+
+    from boneage.losses import loss_function
+
+    out = Path(out_dir)
+    ckpt_dir = out / "checkpoint"
+    keras.utils.set_random_seed(exp.seed + dist.rank)
+    data = _inputs(exp, shards, split, dist, int(exp.batch_size))  # resolved: a number
+    model, optimizer, start_epoch, history = _build_or_resume(exp, data, ckpt_dir, dist)
     steps_by_phase: dict[bool, Any] = {}
 
     def step_for(epoch: int):
@@ -363,81 +427,50 @@ def _train(
             )
         return steps_by_phase[frozen]
 
-    @tf.function
-    def eval_step(inputs, y):
-        pred = model(inputs, training=False)["months"]
-        return tf.reduce_sum(tf.abs(pred - y)), tf.cast(tf.shape(y)[0], tf.float32)
-
-    if dist.is_chief:
-        log.info(
-            f"{exp.name}: {exp.backbone}, {n_train} training images, {dist.size} rank(s) "
-            f"on {device}, {steps} steps/epoch, {exp.precision}"
-            f"{', XLA' if exp.xla else ''}"
-        )
-        if exp.weights not in ("random", "", None):
-            rule = exp.lr_scaling or LR_SCALING[exp.optimizer]
-            log.info(
-                f"starting from {exp.weights} weights; head rate {exp.learning_rate:g} "
-                f"(x {rank_factor(exp, dist.size):.3g}: {rule} in {dist.size} rank(s)), "
-                f"backbone x {exp.backbone_lr_scale:g}; backbone frozen for "
-                f"{exp.freeze_epochs} epoch(s)"
-            )
+    _log_start(exp, data, dist, device)
+    eval_step = _eval_step(model)
     best = min((h["val_mae"] for h in history), default=float("inf"))
     for epoch in range(start_epoch, exp.epochs):
-        lr = learning_rate(exp, epoch, dist.size)
-        optimizer.learning_rate.assign(lr)
-        t0 = time.perf_counter()
-        progress = (
-            Progress(log, f"epoch {epoch + 1}/{exp.epochs}", steps) if dist.is_chief else None
-        )
-        losses = []
-        train_step = step_for(epoch)
-        for s, batch in enumerate(train_data.epoch(epoch)):
-            losses.append(float(train_step(*batch)))
-            if progress:
-                progress.update(s + 1, " steps", f"loss {np.mean(losses[-50:]):.3f}")
-        # BatchNorm statistics of all ranks' batches (a frozen backbone's stay as they are)
-        dist.sync([v for v in model.non_trainable_variables if "moving_" in v.path])
-        seconds = time.perf_counter() - t0
-        err, n = 0.0, 0.0
-        for inputs, y in val_ds:
-            e, k = eval_step(inputs, y)
-            err, n = err + float(e), n + float(k)
-        total = dist.average(n)
-        val_mae = dist.average(err) / total if total else float("nan")
-        row = {
-            "epoch": epoch + 1,
-            "loss": dist.average(float(np.mean(losses))),
-            "val_mae": val_mae,
-            "lr": lr,
-            "seconds": round(seconds, 2),
-            "images_per_s": round(steps * per_rank * dist.size / seconds, 1),
-        }
+        row = _one_epoch(exp, epoch, model, optimizer, (step_for(epoch), eval_step), data, dist)
         history.append(row)
         rng = dist.gather(rng_state(model))  # every rank's dropout generator
         if dist.is_chief:
             log.info(
                 f"epoch {epoch + 1}/{exp.epochs} loss {row['loss']:.3f} val_mae "
-                f"{val_mae:.2f} lr {lr:.2e} {row['images_per_s']:.0f} img/s"
+                f"{row['val_mae']:.2f} lr {row['lr']:.2e} {row['images_per_s']:.0f} img/s"
             )
             with unfrozen(model):  # saved whole: the optimizer knows every variable
-                if val_mae < best:
-                    best = val_mae
+                if row["val_mae"] < best:
+                    best = row["val_mae"]
                     save_keras(model.save_weights, ckpt_dir / "best.weights.h5")
                 save_keras(model.save, ckpt_dir / "last.keras")
-            write_json(
-                state_file,
-                {"epoch": epoch, "history": history, "key": key, "inputs": made_of, "rng": rng},
-            )
+            state = {"epoch": epoch, "history": history, "key": data.key, "inputs": data.made_of}
+            write_json(ckpt_dir / "state.json", {**state, "rng": rng})
+    return _finish(exp, model, data, history, best, out, dist, device)
+
+
+def _finish(
+    exp: Experiment,
+    model,
+    data: _Inputs,
+    history: list[dict[str, Any]],
+    best: float,
+    out: Path,
+    dist: Distribution,
+    device: str,
+) -> dict[str, Any]:
+    """The summary; on the chief, the best epoch's model, its history and train.json, and
+    the checkpoint removed (a finished run leaves nothing a later run could resume)."""
+    from boneage.models import weights_digest
 
     # Where each rank ran, and a digest of its final weights: equal on every rank.
     places = dist.gather((socket.gethostname(), weights_digest(model), rank_gpu(dist.local_rank)))
     summary = {
         "experiment": asdict(exp),
-        "n_train": n_train,
-        "n_val": len(val_ids),
-        "train_mean": mean,
-        "train_sd": sd,
+        "n_train": data.n_train,
+        "n_val": len(data.val_ids),
+        "train_mean": data.mean,
+        "train_sd": data.sd,
         "world_size": dist.size,
         "hosts": [host for host, _, _ in places],
         "rank_weights": [digest for _, digest, _ in places],
@@ -446,11 +479,12 @@ def _train(
         "best_val_mae": best,
         "epochs_run": len(history),
         "train_seconds": round(sum(h["seconds"] for h in history), 1),
-        "inputs": made_of,  # digests of what made the model (boneage.provenance)
-        "run_key": key,
+        "inputs": data.made_of,  # digests of what made the model (boneage.provenance)
+        "run_key": data.key,
         "versions": package_versions(),
     }
     if dist.is_chief:
+        ckpt_dir = out / "checkpoint"
         if (ckpt_dir / "best.weights.h5").exists():
             model.load_weights(ckpt_dir / "best.weights.h5")
         summary["model_digest"] = weights_digest(model)  # what predictions record
@@ -458,7 +492,7 @@ def _train(
         save_keras(model.save, out / "model.keras")
         write_tsv(out / "history.tsv", pd.DataFrame(history))
         write_json(out / "train.json", summary)
-        shutil.rmtree(ckpt_dir)  # finished: nothing a later run could resume
+        shutil.rmtree(ckpt_dir)
     return summary
 
 

@@ -24,11 +24,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slurm tests first and on one xdist worker: they share Slurm's ports, and are the longest."""
+    """Slurm tests first and on one xdist worker (they share Slurm's ports, and are the
+    longest chain), then the heavy tier's other tests, then the rest: the longest start
+    first, so the workers finish together."""
     slurm = [item for item in items if item.get_closest_marker("slurm")]
     for item in slurm:
         item.add_marker(pytest.mark.xdist_group("slurm"))
-    items[:] = slurm + [item for item in items if not item.get_closest_marker("slurm")]
+    heavy = [i for i in items if i.get_closest_marker("heavy") and i not in slurm]
+    items[:] = slurm + heavy + [i for i in items if i not in slurm and i not in heavy]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -79,12 +82,13 @@ def tiny_shards(tmp_path_factory, tiny_cohort) -> tuple[list[str], pd.DataFrame]
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     """A random-weight small_cnn for 32 px input, saved with its memory profile beside it."""
+    from boneage.experiment import Experiment
     from boneage.memory import profile_experiment
     from boneage.models import build_model
 
     out = tmp_path_factory.mktemp("model")
     build_model("small_cnn", 32, 100.0, 40.0).save(out / "model.keras")
-    profile_experiment({"backbone": "small_cnn", "image_size": 32}).save(out / "profile.json")
+    profile_experiment(Experiment("tiny", image_size=32)).save(out / "profile.json")
     return out / "model.keras"
 
 

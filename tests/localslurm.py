@@ -255,7 +255,7 @@ def start(
         states = [s.rstrip("*") for s in out.stdout.split()]
         return (
             out.returncode == 0
-            and len(states) == len(lines)
+            and len(states) == len(names or [host])
             and all(s in ("idle", "mixed") for s in states)
         )
 

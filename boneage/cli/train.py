@@ -5,24 +5,33 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import pandas as pd
 
 from boneage.atomic import load_json, read_tsv
 from boneage.cli.args import add_step
 from boneage.config import section_defaults
+from boneage.experiment import Experiment
+
+
+def experiment_arg(value: str) -> Experiment:
+    """``--experiment``: a settings file (named by its stem) or inline JSON (with a name)."""
+    settings = load_json(value)
+    name = settings.get("name") or (Path(value).stem if Path(value).is_file() else "inline")
+    return Experiment.from_dict(str(name), settings)
 
 
 def cmd_profile(a: argparse.Namespace) -> None:
     """Count a model's parameters and activations, and measure a train step (for memory)."""
-    from boneage.memory import estimate, host_batch, measure_train_step, profile_experiment
+    from boneage.memory import estimate, measure_train_step, profile_experiment
 
-    exp = load_json(a.experiment)
+    exp = experiment_arg(a.experiment)
     profile = profile_experiment(exp)
     if not a.no_probe:
         profile = measure_train_step(exp, profile)
     profile.save(a.out)
-    batch = host_batch(exp.get("batch_size", 32))
+    batch = exp.host_batch
     print(
         f"{profile.backbone} at {profile.image_size} px: {profile.params:,} parameters, "
         f"{profile.activations:,} activation floats per image"
@@ -37,7 +46,7 @@ def cmd_probe_train(a: argparse.Namespace) -> None:
     """A few train steps on random data (run by profile, which measures its memory)."""
     from boneage.memory import probe_train_step
 
-    probe_train_step(load_json(a.experiment), a.steps)
+    probe_train_step(experiment_arg(a.experiment), a.steps)
 
 
 def cmd_launch(a: argparse.Namespace) -> None:
@@ -56,6 +65,7 @@ def cmd_launch(a: argparse.Namespace) -> None:
             mpi=a.mpi,
             launcher=a.launcher,
             nodes=a.nodes,
+            cpus_per_task=a.cpus_per_task,
         )
     )
 
@@ -63,7 +73,7 @@ def cmd_launch(a: argparse.Namespace) -> None:
 def cmd_train(a: argparse.Namespace) -> None:
     """Train one experiment (single process or Horovod ranks)."""
     from boneage.distribute import detect
-    from boneage.train import Experiment, run_training
+    from boneage.train import run_training
 
     exp = Experiment.from_dict(a.name, load_json(a.experiment))
     split = pd.concat([read_tsv(p) for p in a.split], ignore_index=True)
@@ -74,8 +84,6 @@ def cmd_train(a: argparse.Namespace) -> None:
 
 def cmd_fetch_weights(a: argparse.Namespace) -> None:
     """Download ImageNet weights into the Keras cache (on a machine with internet)."""
-    from pathlib import Path
-
     import yaml
 
     from boneage.weights import IMAGENET, fetch, imagenet_file
@@ -131,6 +139,9 @@ def register(sub) -> None:
         "--cpu-ranks", type=int, default=dist["cpu_ranks"], help="most ranks per node without a GPU"
     )
     s.add_argument("--nodes", type=int, default=dist["nodes"], help="nodes the ranks span")
+    s.add_argument(
+        "--cpus-per-task", type=int, help="cores of a rank under Slurm (srun -c; the job's)"
+    )
     s.add_argument("--controller", choices=["gloo", "mpi"], default=dist["controller"])
     s.add_argument(
         "--mpi",

@@ -29,6 +29,8 @@ pytestmark = [
 ]
 
 NODES, GPUS, NODE_CPUS, NODE_MEM_MB = 2, 2, 4, 6144
+#: One rank per GPU on every node (on the command line: it overrides the profile's ranks).
+RANKS = ["--config", f"distributed={{ranks: {NODES * GPUS}, nodes: {NODES}}}"]
 #: The rules that run a model (a GPU each; training one a rank).
 GPU_RULES = {"profile_model", "train_model", "calibrate", "predict", "saliency"}
 
@@ -42,15 +44,14 @@ def gpu_run(tmp_path_factory):
         )
     root = tmp_path_factory.mktemp("slurm-gpus")
     work = tmp_path_factory.mktemp("gpu-run")
-    config = {**TINY, "distributed": {"ranks": NODES * GPUS, "nodes": NODES}}
-    (work / "config.yaml").write_text(yaml.safe_dump(config))
+    (work / "config.yaml").write_text(yaml.safe_dump(TINY))
     with localslurm.running(
         root, cpus=NODE_CPUS, mem_mb=NODE_MEM_MB, nodes=NODES, gpus=GPUS
     ) as env:
         watcher = localslurm.QueueWatcher(env)
         watcher.start()
         try:
-            proc = snakemake(work, profile="slurm", env=env)
+            proc = snakemake(work, *RANKS, profile="slurm", env=env)
         finally:
             samples = watcher.stop()
     assert proc.returncode == 0, tail(proc, 5000)

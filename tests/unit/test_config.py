@@ -145,8 +145,8 @@ def test_the_schema_is_the_only_source_of_defaults():
     import inspect
 
     from boneage.cli import build_parser
+    from boneage.experiment import Experiment
     from boneage.synth.cohort import sample_studies
-    from boneage.train import Experiment
 
     cohorts = {"c": {"source": "synthetic", "n": 10}}
     cfg = validate({"cohorts": cohorts, "train_cohorts": ["c"], "experiments": {"e": {}}})

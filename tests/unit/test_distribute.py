@@ -8,7 +8,8 @@ import sys
 import pytest
 from harness import fake_gpu
 
-from boneage.train import Experiment, resolve_batch_size
+from boneage.experiment import Experiment
+from boneage.train import resolve_batch_size
 
 SPLIT = """
 from boneage.distribute import Distribution, configure_devices
@@ -47,9 +48,7 @@ def test_batch_size_auto_is_the_largest_power_of_two_the_gpu_holds(tmp_path, mon
     from boneage.memory import BACKWARD, GPU_RESERVE_MB, MB, estimate, profile_experiment
 
     exp = Experiment("e", batch_size="auto", backbone="resnet50", image_size=224)
-    profile = profile_experiment(
-        {k: getattr(exp, k) for k in ("backbone", "image_size", "loss", "sex_mode")}
-    )
+    profile = profile_experiment(exp)
     model_mb = estimate(profile, "train", 0, optimizer="adamw").model
     batches = []
     for gpu_mb in (8_000, 16_000, 40_000):

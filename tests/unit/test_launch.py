@@ -88,3 +88,20 @@ def test_ranks_over_several_gpu_nodes_are_not_capped_by_one_node():
     line = launch_command(CMD, 8, 2, gpus=4, env=env, nodes=2)
     assert line == ["srun", "--mpi=pmix", "-n", "8", "-c", "6", *CMD]
     assert launch_command(CMD, 8, 2, gpus=4, env=env, nodes=1)[3] == "4"  # one node: 4 GPUs
+
+
+def test_srun_gets_the_rules_cores_per_rank_where_the_job_step_lost_them():
+    """The Slurm executor's job step keeps SLURM_JOB_ID but not SLURM_CPUS_PER_TASK: the
+    rule passes its cpus_per_task, and srun gets it as -c (it wins over the environment)."""
+    env = {"SLURM_JOB_ID": "7", "SLURM_NTASKS": "4"}
+    assert launch_command(CMD, 4, 2, gpus=2, env=env, nodes=2)[:4] == [
+        "srun",
+        "--mpi=pmix",
+        "-n",
+        "4",
+    ]
+    line = launch_command(CMD, 4, 2, gpus=2, env=env, nodes=2, cpus_per_task=2)
+    assert line == ["srun", "--mpi=pmix", "-n", "4", "-c", "2", *CMD]
+    env["SLURM_CPUS_PER_TASK"] = "1"
+    assert launch_command(CMD, 4, 2, gpus=2, env=env, nodes=2, cpus_per_task=2)[4:6] == ["-c", "2"]
+    assert launch_command(CMD, 4, 2, gpus=0, env={}, cpus_per_task=2)[:2] == ["horovodrun", "-np"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from boneage.experiment import Experiment
 from boneage.memory import (
     MB,
     ModelProfile,
@@ -98,12 +99,12 @@ def test_vgg19_training_matches_the_orientation_figures(size, gib):
 
 
 def test_our_backbones_profile():
-    small = profile_experiment({"backbone": "small_cnn", "image_size": 64})
-    big = profile_experiment({"backbone": "small_cnn", "image_size": 128})
+    small = profile_experiment(Experiment("e", backbone="small_cnn", image_size=64))
+    big = profile_experiment(Experiment("e", backbone="small_cnn", image_size=128))
     assert small.params == big.params and big.activations == pytest.approx(
         4 * small.activations, rel=0.05
     )
-    sep = profile_experiment({"backbone": "small_cnn", "image_size": 64, "sex_mode": "separate"})
+    sep = profile_experiment(Experiment("e", image_size=64, sex_mode="separate"))
     assert sep.params > 1.9 * small.params
 
 

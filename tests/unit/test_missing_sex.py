@@ -37,11 +37,12 @@ def test_rejected_by_default(tmp_path):
 
 
 def test_averaged_over_both_sexes_scored_apart_and_never_trained_on(tmp_path):
+    from boneage.experiment import Experiment
     from boneage.models import build_model
     from boneage.predict import predict_shard
     from boneage.shards import build_shard, read_shard
     from boneage.split import make_split
-    from boneage.train import Experiment, run_training
+    from boneage.train import run_training
 
     checked, plan, _ = build_manifest(_spec(tmp_path, "average"), 20)
     by_id = checked.set_index("id")

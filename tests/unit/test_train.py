@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from boneage.train import Experiment, learning_rate
+from boneage.experiment import Experiment
+from boneage.train import learning_rate
 
 pytestmark = pytest.mark.slow
 

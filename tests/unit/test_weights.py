@@ -10,7 +10,7 @@ import pytest
 import yaml
 from harness import KERAS_NETS, cached_imagenet_file
 
-from boneage.train import Experiment
+from boneage.experiment import Experiment
 from boneage.weights import IMAGENET
 from boneage.workflow_run import REPO
 

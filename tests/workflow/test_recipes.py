@@ -15,8 +15,9 @@ import yaml
 from harness import TINY, cached_imagenet_file
 
 from boneage.config import validate
+from boneage.experiment import Experiment
 from boneage.provenance import sha256_file
-from boneage.train import Experiment, run_training
+from boneage.train import run_training
 from boneage.workflow_run import REPO, snakemake, tail
 
 pytestmark = [pytest.mark.slow, pytest.mark.heavy]

@@ -61,6 +61,7 @@ rule train_model:
         controller=config["distributed"]["controller"],
     shell:
         "boneage launch --ranks {resources.tasks} --nodes {resources.nodes}"
+        " --cpus-per-task {resources.cpus_per_task}"
         " --cpu-ranks {params.cpu_ranks}"
         " --launcher={resources.mpi:q}"
         " --controller {params.controller} --"
