@@ -382,6 +382,28 @@ class QueueWatcher(threading.Thread):
         return self.samples
 
 
+def watched(work: Path, env: dict, *args: str) -> list[list[Queued]]:
+    """Run Snakemake in ``work`` through the Slurm profile while a :class:`QueueWatcher`
+    samples the queue; the samples (AssertionError with the log's tail if Snakemake fails)."""
+    from boneage.workflow_run import snakemake, tail
+
+    watcher = QueueWatcher(env)
+    watcher.start()
+    try:
+        proc = snakemake(work, *args, profile="slurm", env=env)
+    finally:
+        samples = watcher.stop()
+    assert proc.returncode == 0, tail(proc, 5000)
+    return samples
+
+
+def two_node_problem() -> str | None:
+    """What this machine lacks for the two-node cluster (None when nothing)."""
+    if missing() or not shutil.which("ip"):
+        return "two-node Slurm tests need slurm-wlm, munge and iproute2: scripts/setup.sh --test"
+    return None
+
+
 def rule_of(comment: str) -> str:
     """The rule of a job from the Slurm plugin's comment (rule_<name>_wildcards_...)."""
     return comment.removeprefix("rule_").split("_wildcards_")[0]

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ import pytest
 import yaml
 from harness import TINY, copy_run
 
-from boneage.workflow_run import REPO, snakemake, snakemake_cmd, tail, tool_env
+from boneage.workflow_run import REPO, snakemake_cmd, tool_env
 
 pytestmark = [
     pytest.mark.slurm2,
@@ -51,10 +50,8 @@ CONFIG = {
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Two running Slurm nodes of NODE_CPUS cores and NODE_MEM_MB each: (root, environment)."""
-    if localslurm.missing() or not shutil.which("ip"):
-        pytest.fail(
-            "two-node Slurm tests need slurm-wlm, munge and iproute2: scripts/setup.sh --test"
-        )
+    if problem := localslurm.two_node_problem():
+        pytest.fail(problem)
     root = tmp_path_factory.mktemp("slurm2")
     with localslurm.running(root, cpus=NODE_CPUS, mem_mb=NODE_MEM_MB, nodes=2) as env:
         yield root, env
@@ -69,25 +66,13 @@ def per_node(samples: list[list[localslurm.Queued]], rule: str) -> dict[str, lis
     return seen
 
 
-def watched(work: Path, env: dict, *args: str):
-    """Run Snakemake through the Slurm profile while a Watcher samples the queue."""
-    watcher = localslurm.QueueWatcher(env)
-    watcher.start()
-    try:
-        proc = snakemake(work, *args, profile="slurm", env=env)
-    finally:
-        samples = watcher.stop()
-    assert proc.returncode == 0, tail(proc, 5000)
-    return samples
-
-
 @pytest.fixture(scope="module")
 def run(cluster, tmp_path_factory):
     """The 12-shard workflow through `snakemake --profile slurm` on both nodes, watched."""
     _, env = cluster
     work = tmp_path_factory.mktemp("run2")
     (work / "config.yaml").write_text(yaml.safe_dump(CONFIG))
-    return work, watched(work, env, *TRAIN_4_RANKS)
+    return work, localslurm.watched(work, env, *TRAIN_4_RANKS)
 
 
 def _plan(work: Path):
@@ -171,7 +156,7 @@ def test_grouped_predict_runs_on_both_nodes_and_agrees(cluster, run, tmp_path):
     grouped = copy_run(work, tmp_path / "grouped")
     config = {**CONFIG, "predict": {"mode": "grouped", "group_size": 2}}
     (grouped / "config.yaml").write_text(yaml.safe_dump(config))
-    samples = watched(grouped, env, PREDICTIONS, *TRAIN_4_RANKS)
+    samples = localslurm.watched(grouped, env, PREDICTIONS, *TRAIN_4_RANKS)
     seen = per_node(samples, "predict_group")
     assert all(max(len(running) for running in seen[n]) >= 1 for n in ("node1", "node2")), seen
     plan = _plan(work)

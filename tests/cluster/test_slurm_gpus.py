@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 
 import localslurm
 import pytest
 import yaml
 from harness import TINY
-
-from boneage.workflow_run import snakemake, tail
 
 pytestmark = [
     pytest.mark.slurm2,
@@ -38,24 +35,14 @@ GPU_RULES = {"profile_model", "train_model", "calibrate", "predict", "saliency"}
 @pytest.fixture(scope="module")
 def gpu_run(tmp_path_factory):
     """The tiny workflow with ranks = nodes x GPUs through the Slurm profile, queue watched."""
-    if localslurm.missing() or not shutil.which("ip"):
-        pytest.fail(
-            "two-node Slurm tests need slurm-wlm, munge and iproute2: scripts/setup.sh --test"
-        )
+    if problem := localslurm.two_node_problem():
+        pytest.fail(problem)
     root = tmp_path_factory.mktemp("slurm-gpus")
     work = tmp_path_factory.mktemp("gpu-run")
     (work / "config.yaml").write_text(yaml.safe_dump(TINY))
-    with localslurm.running(
-        root, cpus=NODE_CPUS, mem_mb=NODE_MEM_MB, nodes=NODES, gpus=GPUS
-    ) as env:
-        watcher = localslurm.QueueWatcher(env)
-        watcher.start()
-        try:
-            proc = snakemake(work, *RANKS, profile="slurm", env=env)
-        finally:
-            samples = watcher.stop()
-    assert proc.returncode == 0, tail(proc, 5000)
-    return work, samples
+    shape = {"cpus": NODE_CPUS, "mem_mb": NODE_MEM_MB, "nodes": NODES, "gpus": GPUS}
+    with localslurm.running(root, **shape) as env:
+        return work, localslurm.watched(work, env, *RANKS)
 
 
 def jobs_of(samples: list[list[localslurm.Queued]], rule: str) -> list[localslurm.Queued]:

@@ -51,42 +51,17 @@ def test_parse_size(text, mb):
     assert parse_size_mb(text) == mb
 
 
+def _plan_cli(node_mem: str, cores: int, *args: str) -> subprocess.CompletedProcess:
+    """``boneage plan`` for a node of ``node_mem`` and ``cores``."""
+    cmd = [sys.executable, "-m", "boneage.cli", "plan", "--node-mem", node_mem]
+    return subprocess.run([*cmd, "--node-cores", str(cores), *args], capture_output=True, text=True)
+
+
 def test_plan_cli_prints_the_plan():
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "boneage.cli",
-            "plan",
-            "--node-mem",
-            "64G",
-            "--node-cores",
-            "24",
-            "--proc-mem",
-            "11G",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = _plan_cli("64G", 24, "--proc-mem", "11G").stdout
     assert "5 processes x 4 threads = 20 of 24 cores busy" in out
     assert "single-threaded: 5 of 24 cores" in out
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "boneage.cli",
-            "plan",
-            "--node-mem",
-            "lots",
-            "--node-cores",
-            "4",
-            "--proc-mem",
-            "1G",
-        ],
-        capture_output=True,
-        text=True,
-    )
+    bad = _plan_cli("lots", 4, "--proc-mem", "1G")
     assert bad.returncode != 0 and "not a memory size" in bad.stderr
 
 
@@ -124,22 +99,6 @@ def test_node_defaults_to_this_machine():
 def test_plan_cli_from_a_calibration(tmp_path):
     cal = tmp_path / "calibration.json"
     cal.write_text(json.dumps({"peak_rss_mb": 8000.0}))
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "boneage.cli",
-            "plan",
-            "--node-mem",
-            "64G",
-            "--node-cores",
-            "24",
-            "--calibration",
-            str(cal),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    out = _plan_cli("64G", 24, "--calibration", str(cal)).stdout
     assert "one predict process: 9900 MB (measured)" in out  # 8000 x 1.2 + 300
     assert "6 processes x 4 threads = 24 of 24 cores busy" in out
