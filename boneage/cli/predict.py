@@ -71,13 +71,14 @@ def cmd_predict_group(a: argparse.Namespace) -> None:
     from boneage.dispatch import SoloComm, run_group
     from boneage.distribute import set_threads
     from boneage.models import load_model
-    from boneage.predict import predict_shard
+    from boneage.predict import predict_batch, predict_shard
 
     set_threads(a.threads)
     model = load_model(a.model)
+    batch = predict_batch(model, a.batch_size)  # once: auto asks the GPU and sizes the model
 
     def predict(shard: str) -> pd.DataFrame:
-        return predict_shard(model, shard, batch_size=a.batch_size, tta=a.tta)
+        return predict_shard(model, shard, batch_size=batch, tta=a.tta)
 
     comm = SoloComm() if a.ranks == 1 else None  # one rank: no MPI needed
     log = logging.getLogger("boneage.dispatch")
