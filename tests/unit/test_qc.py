@@ -7,7 +7,15 @@ import pytest
 from conftest import REAL_DATA, real_films
 
 from boneage.imageio import decode
-from boneage.qc import MIN_FINGERS, check, header_rule
+from boneage.qc import (
+    MIN_BODY_SHARE,
+    MIN_FINGERS,
+    body_share,
+    check,
+    header_rule,
+    silhouettes,
+    working_image,
+)
 from boneage.synth.cohort import render_study, sample_studies
 
 
@@ -116,3 +124,29 @@ def test_hands_that_are_hard_to_see_are_still_hands(kind):
         if not verdict.is_hand:
             rejected.append((k, verdict.rule))
     assert not rejected, rejected
+
+
+def test_a_page_of_lines_is_in_pieces():
+    """Twelve separate lines from one margin (a text page, inverted): each line is its own
+    part of the silhouette, so the largest holds the longest line's share of all lines."""
+    img = np.zeros((400, 360), np.float32)
+    lengths = np.linspace(150, 255, 12).astype(int)
+    for k, length in enumerate(lengths):
+        img[40 + 27 * k : 48 + 27 * k, 30 : 30 + length] = 0.8
+    assert body_share(silhouettes(working_image(img))) == pytest.approx(
+        lengths.max() / lengths.sum(), abs=0.01
+    )
+
+
+def test_a_hand_is_one_body(real_hands):
+    for path in real_hands:
+        assert body_share(silhouettes(working_image(decode(path)))) >= MIN_BODY_SHARE, path.name
+
+
+def test_a_text_film_whose_lines_merge_into_fingers_is_not_a_hand():
+    """Seed 32's text film 1788 (QC's bench): blurred at QC's size, its lines touch and
+    stick out of each other like parallel fingers (6 were counted); its lines are pieces."""
+    study = next(s for s in sample_studies(1000, 32, 0.2, 0.1) if s.id == "1788")
+    assert study.kind == "text"
+    verdict = check(render_study(study, 32).astype(np.float32) / 255.0)
+    assert verdict.reason == "no_hand" and verdict.rule.startswith("in pieces"), verdict
