@@ -95,7 +95,7 @@ def inflate(work: Path, n: int, shards: int) -> list[str]:
 
 def measured(cmd: list[str], work: Path) -> tuple[float, float]:
     """Seconds and peak RSS (MB) of ``boneage CMD`` run as a child process."""
-    from boneage.calibrate import measure
+    from boneage.memory.measure import measure
 
     t0 = time.perf_counter()
     with open(work / "bench.log", "a") as log:

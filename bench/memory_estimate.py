@@ -4,10 +4,10 @@ Makes a small synthetic cohort with the workflow (400 films at 128 px, up to
 its index and split), then for each case runs the real CLI step as a child
 process (`boneage predict` on a shard; `boneage train` for one epoch) and
 reads the child's peak resident memory from the kernel (wait4 rusage),
-next to boneage.memory's estimate for the same model, batch and data.
+next to boneage.memory.model's estimate for the same model, batch and data.
 Predict rows: the model-based estimate. Train rows: what the planner asks
 for, the profile job's measured train step (a few steps on random data, see
-boneage.memory.probe_train_step) plus the estimated data. Target: every
+boneage.memory.measure.probe_train_step) plus the estimated data. Target: every
 figure within +-25 % of the measurement, both on the cases the constants
 were fitted to (small_cnn, resnet50, vgg16 at 128 px) and out of sample:
 inceptionv3, efficientnetb0 and vgg19 at other sizes and batches.
@@ -55,9 +55,9 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from boneage.calibrate import measure
     from boneage.experiment import Experiment
-    from boneage.memory import estimate, measure_train_step, profile_experiment
+    from boneage.memory.measure import measure, measure_train_step
+    from boneage.memory.model import estimate, profile_experiment
     from boneage.models import build_model
     from boneage.shards import read_shard
 

@@ -85,10 +85,10 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from boneage.calibrate import calibrate_predict
     from boneage.config import schema_default, section_defaults
+    from boneage.memory.calibrate import calibrate_predict
+    from boneage.memory.node import NODE_RESERVE_MB, plan_node, with_margin
     from boneage.models import build_model
-    from boneage.resources import NODE_RESERVE_MB, plan_node, with_margin
 
     # A site's shards and images: the workflow's defaults (the per-job start-up, which
     # threads cannot speed up, weighs as it does there).

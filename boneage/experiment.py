@@ -15,6 +15,9 @@ from boneage.config import schema_default, section_defaults
 
 #: ``batch_size: auto`` on a host without a GPU (and what host-memory estimates count).
 AUTO_CPU_BATCH = 32
+#: ``predict: {batch_size: auto}``: the batch on CPU, and the most it takes on a GPU.
+PREDICT_CPU_BATCH = 64
+PREDICT_GPU_LIMIT = 256
 _EXP = section_defaults("experiments")  # the schema holds every default
 
 
@@ -29,7 +32,7 @@ class Experiment:
     backbone: str = _EXP["backbone"]
     image_size: int = schema_default("image_size")  # an entry's default is the global one
     epochs: int = _EXP["epochs"]
-    batch_size: int | str = _EXP["batch_size"]  # or "auto": from GPU memory (resolve_batch_size)
+    batch_size: int | str = _EXP["batch_size"]  # or "auto": from GPU memory (boneage.memory.batch)
     learning_rate: float = _EXP["learning_rate"]
     warmup_epochs: int = _EXP["warmup_epochs"]
     weight_decay: float = _EXP["weight_decay"]

@@ -16,7 +16,7 @@ from typing import Any
 from boneage.atomic import file_stamp, folder_stamp, looks_like_wildcard
 from boneage.config import public_config
 from boneage.experiment import Experiment
-from boneage.resources import (
+from boneage.memory.node import (
     Node,
     NodePlan,
     estimate_mem_mb,

@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from boneage.experiment import PREDICT_CPU_BATCH
 from boneage.log import Progress
 from boneage.shards import read_shard
 
@@ -41,29 +42,17 @@ def sex_inputs(sex: np.ndarray) -> list[np.ndarray]:
     return [np.where(unknown[:, None], 0.0, known), np.where(unknown[:, None], 1.0, known)]
 
 
-def predict_batch(model, batch_size: int | str) -> int:
-    """``auto``: the largest batch the job's GPU holds (at most 256), 64 on CPU; else as given."""
-    if batch_size != "auto":
-        return int(batch_size)
-    from boneage.launch import gpu_memory_mb
-    from boneage.memory import PREDICT_CPU_BATCH, PREDICT_GPU_LIMIT, gpu_batch_size, profile_model
-
-    gpu_mb = gpu_memory_mb()
-    if gpu_mb is None:
-        return PREDICT_CPU_BATCH
-    batch = gpu_batch_size(profile_model(model), gpu_mb, limit=PREDICT_GPU_LIMIT, step="predict")
-    log.info(f"batch_size auto: {batch} ({gpu_mb:,.0f} MB GPU)")
-    return batch
-
-
 def predict_shard(
     model_path,
     shard_path: str | os.PathLike[str],
-    batch_size: int | str = "auto",
+    batch_size: int = PREDICT_CPU_BATCH,
     threads: int | None = None,
     tta: bool = False,
 ) -> pd.DataFrame:
     """Run the saved model over a shard; one row per image (columns: PREDICTION_COLUMNS).
+
+    ``batch_size``: images per forward pass (``auto`` is resolved before, by the CLI:
+    ``boneage.memory.batch.predict_batch``).
 
     ``model_path`` is a saved model, or a loaded one (grouped prediction loads
     it once for many shards). With ``tta``, each prediction is the mean over the test-time views of
@@ -78,7 +67,6 @@ def predict_shard(
     set_threads(threads)
     model = load_model(model_path) if isinstance(model_path, (str, os.PathLike)) else model_path
     shard = read_shard(shard_path)
-    batch_size = predict_batch(model, batch_size)
     digest = weights_digest(model)
     preds = np.zeros(len(shard), np.float32)
     used = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()

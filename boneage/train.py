@@ -29,7 +29,8 @@ import os
 import shutil
 import socket
 import time
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,29 +40,13 @@ import pandas as pd
 from boneage.atomic import atomic_path, write_json, write_tsv
 from boneage.config import check_determinism
 from boneage.distribute import Distribution, configure_devices
-from boneage.experiment import AUTO_CPU_BATCH, Experiment
+from boneage.experiment import Experiment
 from boneage.gpus import rank_gpu
 from boneage.labels import TRAINABLE
 from boneage.log import Progress
 from boneage.provenance import differences, package_versions, run_key, training_inputs
 
 log = logging.getLogger(__name__)
-
-
-def resolve_batch_size(exp: Experiment) -> Experiment:
-    """``batch_size: auto``: the largest batch the GPU's memory holds by the estimate; 32 on CPU."""
-    if exp.batch_size != "auto":
-        return exp
-    from boneage.launch import gpu_memory_mb
-    from boneage.memory import gpu_batch_size, profile_experiment
-
-    gpu_mb = gpu_memory_mb()
-    if gpu_mb is None:
-        return replace(exp, batch_size=AUTO_CPU_BATCH)
-    profile = profile_experiment(exp)
-    batch = gpu_batch_size(profile, gpu_mb, exp.optimizer)
-    log.info(f"batch_size auto: {batch} per GPU ({gpu_mb:,.0f} MB)")
-    return replace(exp, batch_size=batch)
 
 
 #: How the rate grows with ranks where ``lr_scaling`` is not set: linear for SGD (Goyal
@@ -212,16 +197,23 @@ def run_training(
     out_dir: str,
     dist: Distribution | None = None,
     threads: int | None = None,
+    resolve_batch: Callable[[Experiment], Experiment] | None = None,
 ) -> dict[str, Any]:
     """Train ``exp`` on the ``train`` subset of ``shards``; validate on ``val``.
 
-    Returns the summary also written to ``out_dir/train.json``.
+    ``resolve_batch`` turns ``batch_size: auto`` into a number once the
+    devices are configured (the CLI gives ``boneage.memory.batch.resolve_batch_size``;
+    training does not size itself). Returns the summary also written to
+    ``out_dir/train.json``.
     """
     if (problem := check_determinism(asdict(exp))) is not None:
         raise ValueError(f"experiment {exp.name}: {problem}")
     dist = dist or Distribution()
     device = configure_devices(dist, threads)
-    exp = resolve_batch_size(exp)  # after configure_devices: it builds a model
+    if exp.batch_size == "auto":
+        if resolve_batch is None:
+            raise ValueError(f"experiment {exp.name}: batch_size auto needs resolve_batch")
+        exp = resolve_batch(exp)  # after configure_devices: it builds a model
     previous = set_precision(exp.precision), set_determinism(exp.deterministic)
     try:
         return _train(exp, shards, split, out_dir, dist, device)

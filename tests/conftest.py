@@ -83,7 +83,7 @@ def tiny_shards(tmp_path_factory, tiny_cohort) -> tuple[list[str], pd.DataFrame]
 def tiny_model(tmp_path_factory) -> Path:
     """A random-weight small_cnn for 32 px input, saved with its memory profile beside it."""
     from boneage.experiment import Experiment
-    from boneage.memory import profile_experiment
+    from boneage.memory.model import profile_experiment
     from boneage.models import build_model
 
     out = tmp_path_factory.mktemp("model")

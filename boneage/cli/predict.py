@@ -11,12 +11,12 @@ import pandas as pd
 from boneage.atomic import load_json, read_tsv, write_json, write_tsv
 from boneage.cli.args import add_model_inputs, add_scoring, add_step
 from boneage.config import section_defaults
-from boneage.resources import NODE_RESERVE_MB
+from boneage.memory.node import NODE_RESERVE_MB
 
 
 def cmd_calibrate(a: argparse.Namespace) -> None:
     """Measure the peak memory of predict on one shard."""
-    from boneage.calibrate import calibrate_predict
+    from boneage.memory.calibrate import calibrate_predict
 
     result = calibrate_predict(a.model, a.shard, a.threads or 1, tta=a.tta, batch_size=a.batch_size)
     write_json(a.out, result)
@@ -29,12 +29,15 @@ def cmd_calibrate(a: argparse.Namespace) -> None:
 
 def cmd_predict(a: argparse.Namespace) -> None:
     """Predict bone age for one shard."""
+    from boneage.distribute import set_threads
+    from boneage.memory.batch import predict_batch
+    from boneage.models import load_model
     from boneage.predict import predict_shard
 
-    write_tsv(
-        a.out,
-        predict_shard(a.model, a.shard, batch_size=a.batch_size, threads=a.threads, tta=a.tta),
-    )
+    set_threads(a.threads)
+    model = load_model(a.model)
+    batch = predict_batch(model, a.batch_size)  # auto asks the GPU and sizes the model
+    write_tsv(a.out, predict_shard(model, a.shard, batch_size=batch, tta=a.tta))
 
 
 def cmd_estimate(a: argparse.Namespace) -> None:
@@ -70,8 +73,9 @@ def cmd_predict_group(a: argparse.Namespace) -> None:
     """Predict a group of shards as MPI ranks (run under boneage launch --mpi)."""
     from boneage.dispatch import SoloComm, run_group
     from boneage.distribute import set_threads
+    from boneage.memory.batch import predict_batch
     from boneage.models import load_model
-    from boneage.predict import predict_batch, predict_shard
+    from boneage.predict import predict_shard
 
     set_threads(a.threads)
     model = load_model(a.model)
@@ -136,7 +140,7 @@ def cmd_ensemble(a: argparse.Namespace) -> None:
 
 def cmd_plan(a: argparse.Namespace) -> None:
     """Plan processes x threads per node from memory and cores."""
-    from boneage.resources import parse_size_mb, plan_node, predict_memory_mb
+    from boneage.memory.node import parse_size_mb, plan_node, predict_memory_mb
 
     try:
         if a.proc_mem:

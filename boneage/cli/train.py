@@ -24,7 +24,8 @@ def experiment_arg(value: str) -> Experiment:
 
 def cmd_profile(a: argparse.Namespace) -> None:
     """Count a model's parameters and activations, and measure a train step (for memory)."""
-    from boneage.memory import estimate, measure_train_step, profile_experiment
+    from boneage.memory.measure import measure_train_step
+    from boneage.memory.model import estimate, profile_experiment
 
     exp = experiment_arg(a.experiment)
     profile = profile_experiment(exp)
@@ -44,7 +45,7 @@ def cmd_profile(a: argparse.Namespace) -> None:
 
 def cmd_probe_train(a: argparse.Namespace) -> None:
     """A few train steps on random data (run by profile, which measures its memory)."""
-    from boneage.memory import probe_train_step
+    from boneage.memory.measure import probe_train_step
 
     probe_train_step(experiment_arg(a.experiment), a.steps)
 
@@ -73,12 +74,15 @@ def cmd_launch(a: argparse.Namespace) -> None:
 def cmd_train(a: argparse.Namespace) -> None:
     """Train one experiment (single process or Horovod ranks)."""
     from boneage.distribute import detect
+    from boneage.memory.batch import resolve_batch_size
     from boneage.train import run_training
 
     exp = Experiment.from_dict(a.name, load_json(a.experiment))
     split = pd.concat([read_tsv(p) for p in a.split], ignore_index=True)
     shards = [s["path"] for p in a.index for s in load_json(p)["shards"]]
-    summary = run_training(exp, shards, split, a.out_dir, detect(), threads=a.threads)
+    summary = run_training(
+        exp, shards, split, a.out_dir, detect(), a.threads, resolve_batch=resolve_batch_size
+    )
     print(json.dumps({k: summary[k] for k in ("n_train", "best_val_mae", "train_seconds")}))
 
 
@@ -91,13 +95,8 @@ def cmd_fetch_weights(a: argparse.Namespace) -> None:
     backbones = a.backbone
     if not backbones and Path(a.config).is_file():  # what the config's experiments start from
         experiments = (yaml.safe_load(Path(a.config).read_text()) or {}).get("experiments", {})
-        backbones = sorted(
-            {
-                e.get("backbone", "small_cnn")
-                for e in experiments.values()
-                if e.get("weights") == "imagenet"
-            }
-        )
+        picked = [Experiment.from_dict(n, e) for n, e in experiments.items()]
+        backbones = sorted({e.backbone for e in picked if e.weights == "imagenet"})
     if not backbones:
         sys.exit(
             f"boneage fetch-weights: no experiment in {a.config} asks for weights: imagenet; "

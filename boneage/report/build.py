@@ -173,9 +173,9 @@ def where_planned(cluster: dict, executor: str = "") -> dict:
     ``executor`` is Snakemake's (the report is a local job in the main
     Snakemake; without it, a Slurm job's environment says Slurm). The same
     rule as the workflow's: on Slurm, the node from config ``cluster`` and
-    sinfo; otherwise this machine (boneage.resources.Node).
+    sinfo; otherwise this machine (boneage.memory.node.Node).
     """
-    from boneage.resources import Node
+    from boneage.memory.node import Node
 
     slurm = executor == "slurm" if executor else "SLURM_JOB_ID" in os.environ
     node = Node.from_config(cluster, slurm=slurm)
@@ -192,7 +192,7 @@ def where_planned(cluster: dict, executor: str = "") -> dict:
 
 def memory_plans(calibration: dict[str, dict], node: dict | None) -> list[dict]:
     """Per model: predict's measured peak memory, the estimate, and the node plan it gives."""
-    from boneage.resources import NODE_RESERVE_MB, plan_node, with_margin
+    from boneage.memory.node import NODE_RESERVE_MB, plan_node, with_margin
 
     rows = []
     for name, cal in sorted(calibration.items()):

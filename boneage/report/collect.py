@@ -80,8 +80,8 @@ def shard_benchmarks(
     config: dict[str, Any], indexes: dict[str, dict[str, Any]], benchmarks: str = "benchmarks"
 ) -> list[str]:
     """Benchmark files of the shard and predict jobs of the shards the indexes list."""
+    from boneage.memory.node import Node
     from boneage.plan import RunPlan
-    from boneage.resources import Node
 
     plan = RunPlan(config, lambda: Node.from_config(config.get("cluster", {})))
     files = []

@@ -102,7 +102,7 @@ def test_train_runs_two_horovod_ranks_via_srun(slurm_run):
 
 
 def test_predict_jobs_ask_for_the_calibrated_memory(slurm_run):
-    from boneage.resources import JOB_OVERHEAD_MB
+    from boneage.memory.node import JOB_OVERHEAD_MB
 
     work, _ = slurm_run
     cal = json.loads((work / "results/models/quick/calibration.json").read_text())
@@ -204,7 +204,7 @@ def test_out_of_memory_kill_is_retried_with_more_memory_under_the_job_cap(
 
 
 def test_node_shape_comes_from_sinfo(slurm):
-    from boneage.resources import Node, slurm_node
+    from boneage.memory.node import Node, slurm_node
 
     assert slurm_node() == (NODE_MEM_MB, os.cpu_count())
     node = Node.from_config({"node_cores": 24}, slurm=True)  # config wins where it is set

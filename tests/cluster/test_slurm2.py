@@ -77,7 +77,7 @@ def run(cluster, tmp_path_factory):
 
 def _plan(work: Path):
     """The predict node plan the run made (from its calibration and the nodes' shape)."""
-    from boneage.resources import plan_node, predict_memory_mb
+    from boneage.memory.node import plan_node, predict_memory_mb
 
     proc_mb, source = predict_memory_mb(
         None, str(work / "results/models/quick/calibration.json"), 32, 8

@@ -9,7 +9,7 @@ import pytest
 from harness import fake_gpu
 
 from boneage.experiment import Experiment
-from boneage.train import resolve_batch_size
+from boneage.memory.batch import resolve_batch_size
 
 SPLIT = """
 from boneage.distribute import Distribution, configure_devices
@@ -45,7 +45,7 @@ def test_batch_size_auto_is_32_without_a_gpu(monkeypatch):
 
 def test_batch_size_auto_is_the_largest_power_of_two_the_gpu_holds(tmp_path, monkeypatch):
     """The batch's training memory on the device fits 85 % of the GPU; twice it would not."""
-    from boneage.memory import BACKWARD, GPU_RESERVE_MB, MB, estimate, profile_experiment
+    from boneage.memory.model import BACKWARD, GPU_RESERVE_MB, MB, estimate, profile_experiment
 
     exp = Experiment("e", batch_size="auto", backbone="resnet50", image_size=224)
     profile = profile_experiment(exp)

@@ -8,8 +8,8 @@ import os
 import pytest
 
 from boneage.config import validate
+from boneage.memory.node import Node
 from boneage.plan import RunPlan
-from boneage.resources import Node
 
 
 def _plan(tmp_path, **over) -> RunPlan:
@@ -133,7 +133,7 @@ def test_gpu_nodes_give_each_model_step_its_gpus_and_the_rest_none(tmp_path):
 
 
 def test_predict_runs_one_process_per_gpu_and_gres_strings_are_read():
-    from boneage.resources import gres_gpus, plan_node
+    from boneage.memory.node import gres_gpus, plan_node
 
     # 256 GB and 32 cores fit 32 processes of 6 GB; 4 GPUs: 4 processes of 8 threads.
     plan = plan_node(256_000, 32, 6_000, reserve_mb=0, node_gpus=4)

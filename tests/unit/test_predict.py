@@ -121,9 +121,9 @@ def test_batch_size_auto_is_64_on_cpu_and_what_the_gpu_holds_on_a_gpu(tmp_path, 
     from harness import fake_gpu
 
     from boneage.cli.args import batch_size
-    from boneage.memory import GPU_RESERVE_MB, MB
+    from boneage.memory.batch import predict_batch
+    from boneage.memory.model import GPU_RESERVE_MB, MB
     from boneage.models import build_model
-    from boneage.predict import predict_batch
 
     model = build_model("resnet50", 224)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")

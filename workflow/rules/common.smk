@@ -9,7 +9,7 @@ from boneage.config import validate as validate_config
 from boneage.plan import RunPlan
 from boneage.provenance import sha256_json
 from boneage.report.collect import report_files
-from boneage.resources import Node, machine_memory_mb
+from boneage.memory.node import Node, machine_memory_mb
 
 # The package's validator fills defaults and names each bad key (dotted path);
 # it reads the schema shipped in the package (workflow/schemas/ links to it).

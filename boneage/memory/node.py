@@ -1,7 +1,7 @@
 """Resources that rules take instead of hard-coded numbers, and node plans.
 
 Memory comes, best first, from a measurement (``boneage calibrate``: predict
-on one shard, peak RSS), the model-based estimate (boneage.memory, from the
+on one shard, peak RSS), the model-based estimate (boneage.memory.model, from the
 experiment's ``profile.json``), or the coarse per-step figures below when
 neither file exists yet (a dry run before training). :func:`plan_node` then
 decides how many such processes share a node and how many threads each gets;
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from boneage.experiment import Experiment
 from boneage.launch import gpu_count
+from boneage.memory.model import ModelProfile, estimate, predict_host_batch
 
 TF_RUNTIME_MB = 700
 #: Memory kept free on a node for the OS and the scheduler's daemons (MB).
@@ -230,16 +231,12 @@ def predict_memory_mb(
     ``margin`` on top, plus the job's own Snakemake process. ``batch_size: auto``
     counts the batch a process on such a node (``gpus`` a node) may take.
     """
-    from boneage.memory import predict_host_batch
-
     batch_size = predict_host_batch(batch_size, gpus)
     measured = _read_json(calibration)
     if measured:
         return with_margin(measured["peak_rss_mb"], margin), "measured"
     prof = _read_json(profile)
     if prof:
-        from boneage.memory import ModelProfile, estimate
-
         est = estimate(
             ModelProfile(**prof),
             "predict",
@@ -266,8 +263,6 @@ def train_memory_mb(
     ``world``: ranks of the whole job (default ``ranks``, one node); the
     examples are shared among them.
     """
-    from boneage.memory import ModelProfile, estimate
-
     batch = exp.host_batch
     prof = _read_json(profile)
     if not prof:

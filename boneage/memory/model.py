@@ -20,7 +20,7 @@ a profile into the peak resident memory of one process:
 
 For orientation (issue #5), a VGG19 classifier in training needs about
 2.3 GB for its model state at 224x224 and 9.1 GB at 512x512;
-tests/unit/test_memory.py checks the estimate against both, and
+tests/unit/test_memory_model.py checks the estimate against both, and
 ``bench/memory_estimate.py`` against measured peak RSS.
 """
 
@@ -30,7 +30,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
-from boneage.experiment import Experiment
+from boneage.experiment import PREDICT_CPU_BATCH, PREDICT_GPU_LIMIT, Experiment
 
 MB = 2**20
 #: Resident memory of an idle Python + TensorFlow 2.17 + Keras 3 process on CPU (MB).
@@ -47,11 +47,6 @@ OPTIMIZER_SLOTS = {"adam": 2, "adamw": 2, "sgd": 1}
 SHUFFLE_BUFFER = 4096
 #: GPU memory taken before the model: CUDA context, cuDNN and cuBLAS workspaces (MB).
 GPU_RESERVE_MB = 1024
-
-
-#: ``predict: {batch_size: auto}``: the batch on CPU, and the most it takes on a GPU.
-PREDICT_CPU_BATCH = 64
-PREDICT_GPU_LIMIT = 256
 
 
 def predict_host_batch(batch_size: int | str, gpus: int = 0) -> int:
@@ -208,56 +203,6 @@ def _train_data(
         + min(SHUFFLE_BUFFER, examples or SHUFFLE_BUFFER) * stored**2 / MB
         + 3 * 4 * batch_size * profile.image_size**2 / MB
     )  # a batch in flight, prefetched, augmented
-
-
-def probe_train_step(e: Experiment, steps: int = 3) -> None:
-    """Run ``steps`` train steps of the experiment's model on random data (one process).
-
-    Run as a child by :func:`measure_train_step`, which reads its peak RSS.
-    """
-    import keras
-    import numpy as np
-
-    from boneage.distribute import Distribution
-    from boneage.losses import loss_function
-    from boneage.models import build_model
-    from boneage.train import make_optimizer, make_train_step, set_precision
-
-    batch = e.host_batch
-    set_precision(e.precision)
-    model = build_model(e.backbone, e.image_size, loss=e.loss, sex_mode=e.sex_mode)
-    optimizer = make_optimizer(e, e.learning_rate)
-    if e.precision == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    optimizer.build(model.trainable_variables)
-    step = make_train_step(model, optimizer, Distribution(), loss_function(e.loss), e.xla)
-    rng = np.random.default_rng(0)
-    for _ in range(steps):
-        x = rng.random((batch, e.image_size, e.image_size, 1), dtype=np.float32)
-        sex = rng.integers(0, 2, (batch, 1)).astype(np.float32)
-        step({"image": x, "sex": sex}, rng.uniform(0, 228, (batch, 1)).astype(np.float32))
-
-
-def measure_train_step(exp: Experiment, profile: ModelProfile) -> ModelProfile:
-    """``profile`` with the measured peak RSS of a few train steps (a child process)."""
-    import dataclasses
-    import sys
-
-    from boneage.calibrate import measure
-
-    m = measure(
-        [
-            sys.executable,
-            *("-m", "boneage.cli", "probe-train"),
-            *("--experiment", json.dumps(dataclasses.asdict(exp))),
-        ],
-        stdout=sys.stderr,
-    )
-    if m.returncode:
-        raise RuntimeError(f"the train-step probe failed (exit {m.returncode}); see the log")
-    return dataclasses.replace(
-        profile, train_peak_mb=round(m.peak_rss_mb, 1), probe_batch=exp.host_batch
-    )
 
 
 def gpu_batch_size(

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from boneage.resources import estimate_mem_mb, parse_size_mb, plan_node
+from boneage.memory.node import estimate_mem_mb, parse_size_mb, plan_node
 
 
 def test_cohort_study_example():
@@ -71,8 +71,8 @@ def test_estimates_grow_with_input_and_shard_size():
 
 
 def test_predict_memory_prefers_measurement_then_estimate(tmp_path):
-    from boneage.memory import ModelProfile
-    from boneage.resources import JOB_OVERHEAD_MB, predict_memory_mb
+    from boneage.memory.model import ModelProfile
+    from boneage.memory.node import JOB_OVERHEAD_MB, predict_memory_mb
 
     profile, calibration = tmp_path / "profile.json", tmp_path / "calibration.json"
     default, source = predict_memory_mb(str(profile), str(calibration), 128, 256)
@@ -86,7 +86,7 @@ def test_predict_memory_prefers_measurement_then_estimate(tmp_path):
 
 
 def test_node_defaults_to_this_machine():
-    from boneage.resources import Node, machine_memory_mb
+    from boneage.memory.node import Node, machine_memory_mb
 
     here = Node.from_config({})
     assert here.cores == os.cpu_count() and here.mem_mb == machine_memory_mb(reserve_mb=0)

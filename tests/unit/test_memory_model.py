@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from boneage.experiment import Experiment
-from boneage.memory import (
+from boneage.memory.model import (
     MB,
     ModelProfile,
     estimate,

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from boneage.calibrate import calibrate_predict, measure
+from boneage.memory.calibrate import calibrate_predict
+from boneage.memory.measure import measure
 
 
 def test_measure_reads_the_childs_peak_rss():
