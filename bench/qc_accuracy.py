@@ -47,7 +47,8 @@ OTHER_MODALITIES = [
 def synthetic(n: int, seed: int) -> Counter:
     """Confusion counts on ``n`` synthetic films (20 % non-hand, 10 % inverted)."""
     c: Counter = Counter()
-    for s in sample_studies(n, seed, nonhand_share=0.2, inverted_share=0.1):
+    # hard-to-see hands are measured on their own (hard_hands), at 100 of each kind
+    for s in sample_studies(n, seed, nonhand_share=0.2, inverted_share=0.1, hard_share=0.0):
         verdict = check(render_study(s, seed).astype(np.float32) / 255.0)
         truth_no_hand = s.kind != "hand"
         c[

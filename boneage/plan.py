@@ -143,7 +143,7 @@ class RunPlan:
         c = self.config["cohorts"][cohort]
         return (
             f"--n {c['n']} --seed {c['seed']} --nonhand-share {c['nonhand_share']}"
-            f" --inverted-share {c['inverted_share']}"
+            f" --inverted-share {c['inverted_share']} --hard-share {c['hard_share']}"
         )
 
     # -- shards ---------------------------------------------------------------------------

@@ -19,10 +19,11 @@ def cmd_synth(a: argparse.Namespace) -> None:
         workers=a.workers,
         nonhand_share=a.nonhand_share,
         inverted_share=a.inverted_share,
+        hard_share=a.hard_share,
     )
     print(
         f"wrote {len(frame)} studies to {a.out} ({(frame.kind != 'hand').sum()} non-hand, "
-        f"{frame.inverted.sum()} inverted)"
+        f"{frame.inverted.sum()} inverted, {(frame.pose != 'open').sum()} hard-to-see hands)"
     )
 
 
@@ -36,3 +37,4 @@ def register(sub) -> None:
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--nonhand-share", type=float, default=d["nonhand_share"])
     s.add_argument("--inverted-share", type=float, default=d["inverted_share"])
+    s.add_argument("--hard-share", type=float, default=d["hard_share"])

@@ -3,15 +3,17 @@
 Output folder::
 
     labels.csv         id,boneage,male   (RSNA training CSV; boneage in months)
-    truth.csv          id,true_boneage,patient,kind,inverted   (side file)
+    truth.csv          id,true_boneage,patient,kind,inverted,pose   (side file)
     images/<id>.png    8-bit grayscale
 
 Labels model a radiologist's reading: the true bone age (the age the anatomy
 was drawn from) plus reader noise with sd ``READER_SD`` months, then, for most
 readings, snapped to the atlas's 6-month steps; clipped to 1-228 months. The
 true age stays in ``truth.csv`` for evaluation. A few images are inverted
-(black bone on white) and a few are not hands at all (``kind`` says which);
-some patients have a follow-up study, so splits must go by patient.
+(black bone on white), a few are not hands at all (``kind`` says which), and
+a few hands are hard to see (``pose``: fingers held together, or a
+collimator's shadow across one side); some patients have a follow-up study,
+so splits must go by patient.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Study:
     boneage: float
     kind: str  # "hand" or one of NONHAND_KINDS
     inverted: bool
+    pose: str = "open"  # a hand's: open, together (fingers touching) or collimated
 
 
 def sample_studies(
@@ -55,9 +58,11 @@ def sample_studies(
     nonhand_share: float = _SYNTH["nonhand_share"],
     inverted_share: float = _SYNTH["inverted_share"],
     followup_share: float = 0.1,
+    hard_share: float = _SYNTH["hard_share"],
 ) -> list[Study]:
     """Draw ``n`` studies with an RSNA-like age and sex distribution."""
     rng = np.random.default_rng([seed, 0])
+    poses = np.random.default_rng([seed, 2]).random(n)  # its own stream: hands stay as drawn
     studies: list[Study] = []
     for i in range(n):
         if studies and rng.random() < followup_share:
@@ -82,16 +87,27 @@ def sample_studies(
                 float(np.clip(reading, 1, MAX_MONTHS)),
                 kind,
                 bool(rng.random() < inverted_share),
+                _pose(poses[i], hard_share) if kind == "hand" else "open",
             )
         )
     return studies
+
+
+def _pose(u: float, hard_share: float) -> str:
+    """A hand's pose from a uniform draw: half the hard ones together, half collimated."""
+    return "open" if u >= hard_share else "together" if u < hard_share / 2 else "collimated"
 
 
 def render_study(study: Study, seed: int) -> np.ndarray:
     """The pixels of one study (uint8, shape (rows, cols)); deterministic by seed and id."""
     rng = np.random.default_rng([seed, 1, int(study.id)])
     if study.kind == "hand":
-        img = render_hand(study.true_boneage, study.male, rng)
+        if study.pose == "together":  # touching, as the QC bench draws them
+            img = render_hand(study.true_boneage, study.male, rng, spread=rng.uniform(-0.4, 0.0))
+        else:
+            img = render_hand(
+                study.true_boneage, study.male, rng, collimated=study.pose == "collimated"
+            )
     else:
         img = render_nonhand(study.kind, rng)
     return 255 - img if study.inverted else img
@@ -132,7 +148,7 @@ def make_cohort(
     )
     with atomic_path(out / "labels.csv") as tmp:
         labels.to_csv(tmp, index=False)
-    truth = frame[["id", "true_boneage", "patient", "kind", "inverted"]]
+    truth = frame[["id", "true_boneage", "patient", "kind", "inverted", "pose"]]
     with atomic_path(out / "truth.csv") as tmp:
         truth.to_csv(tmp, index=False)
     return frame

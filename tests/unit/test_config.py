@@ -160,15 +160,15 @@ def test_the_schema_is_the_only_source_of_defaults():
         return {a.dest: a.default for a in sub._actions}
 
     synth = cfg["cohorts"]["c"]
-    assert {k: defaults("synth")[k] for k in ("seed", "nonhand_share", "inverted_share")} == {
-        k: synth[k] for k in ("seed", "nonhand_share", "inverted_share")
-    }
+    shares = ("seed", "nonhand_share", "inverted_share", "hard_share")
+    assert {k: defaults("synth")[k] for k in shares} == {k: synth[k] for k in shares}
     assert {k: defaults("split")[k] for k in ("seed", "val", "test")} == cfg["split"]
     assert defaults("predict")["batch_size"] == cfg["predict"]["batch_size"]
     assert defaults("launch")["launcher"] == cfg["cluster"]["mpi"]
     assert defaults("launch")["cpu_ranks"] == cfg["distributed"]["cpu_ranks"]
     params = inspect.signature(sample_studies).parameters
     assert params["nonhand_share"].default == synth["nonhand_share"]
+    assert params["hard_share"].default == synth["hard_share"]
 
 
 def test_profile_config_strings_become_numbers():

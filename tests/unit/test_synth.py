@@ -16,7 +16,7 @@ def test_cohort_layout_is_rsna_training(tiny_cohort):
     for i in labels["id"]:
         assert (tiny_cohort / "images" / f"{i}.png").is_file()
     truth = pd.read_csv(tiny_cohort / "truth.csv")
-    assert list(truth.columns) == ["id", "true_boneage", "patient", "kind", "inverted"]
+    assert list(truth.columns) == ["id", "true_boneage", "patient", "kind", "inverted", "pose"]
     assert len(truth) == len(labels) == 40
 
 
@@ -76,3 +76,27 @@ def test_inverted_and_nonhand_images():
     assert img.dtype == np.uint8 and img.ndim == 2
     assert img[:5].mean() < 128 < img_inv[:5].mean()  # dark vs bright background
     assert {s.kind for s in studies} >= {"hand", "blank", "chest", "text", "knee"}
+
+
+def test_some_hands_are_hard_to_see_and_qc_keeps_them():
+    """At ``hard_share`` 0.2, about a tenth of the hands hold their fingers together and a
+    tenth have a collimator's shadow; each is drawn as such (a shadow: a bright flat band
+    along the film's edge), every other film is the same pixels as with none, and QC
+    accepts every hand."""
+    from boneage.qc import check, collimator_shadows, working_image
+
+    plain = sample_studies(300, seed=8, hard_share=0.0)
+    hard = sample_studies(300, seed=8, hard_share=0.2)
+    hands = [s for s in hard if s.kind == "hand"]
+    poses = pd.Series([s.pose for s in hands]).value_counts(normalize=True)
+    assert 0.06 < poses["together"] < 0.14 and 0.06 < poses["collimated"] < 0.14
+    assert {s.pose for s in hard if s.kind != "hand"} == {"open"}
+    assert [(s.id, s.boneage, s.kind) for s in plain] == [(s.id, s.boneage, s.kind) for s in hard]
+    for s, p in zip(hard[:60], plain[:60]):
+        if s.pose == "open":
+            assert np.array_equal(render_study(s, 8), render_study(p, 8)), s.id
+    for s in [s for s in hands if s.pose != "open"][:16]:
+        img = render_study(s, 8).astype(np.float32) / 255.0
+        shadow = collimator_shadows(working_image(1.0 - img if s.inverted else img)).any()
+        assert shadow == (s.pose == "collimated"), s.id
+        assert check(img).is_hand, (s.id, s.pose, check(img).rule)
