@@ -1,7 +1,7 @@
 """The report's numbers against the truth: read back from report.html, worked out from the data.
 
 The truth comes from a run's own tables: held-out MAE, bias, RMSE and
-within-N shares from the predictions and the split (as the README defines
+within-N shares from the predictions and the split (as docs/report.md defines
 them: the test subset of a training cohort, every image of another, labels
 that are bounds left out), rejections per reason from the manifest. The
 report must show the metrics files' figures as rounded for display, and the

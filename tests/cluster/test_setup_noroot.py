@@ -1,4 +1,4 @@
-"""The README's set-up on a cluster login node: no root, no apt, no site MPI.
+"""The set-up on a cluster login node (docs/install.md): no root, no apt, no site MPI.
 
 An unprivileged user runs scripts/setup.sh in a fresh copy of the project,
 with a PATH that holds no MPI at all (no `module load openmpi` was done), so

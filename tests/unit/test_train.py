@@ -24,7 +24,7 @@ def test_learning_rate_schedule():
 
 @pytest.mark.parametrize(
     ("schedule", "expected"),
-    [  # 10 epochs at 1e-3, no warm-up; worked out by hand from the README's description
+    [  # 10 epochs at 1e-3, no warm-up; worked out by hand from docs/training.md's description
         ("constant", [1e-3] * 10),
         ("step", [1e-3] * 6 + [1e-4] * 3 + [1e-5]),  # x0.1 at 60 % and again at 85 %
         ("cosine", [1e-3, None, None, None, None, 0.525e-3, None, None, None, None]),
