@@ -40,30 +40,15 @@ TARGET = 1.3
 
 def run_layout(model: str, shards: list[str], slots: int, threads: int, work: Path) -> float:
     """Images/s of per-shard predict jobs, ``slots`` at once, ``threads`` each."""
+    from boneage.memory.calibrate import predict_command
     from boneage.shards import read_shard
 
     images = sum(len(read_shard(s, images=False)) for s in shards)
 
     def job(i_shard: tuple[int, str]) -> None:
         i, shard = i_shard
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "boneage.cli",
-                "predict",
-                "--model",
-                model,
-                "--shard",
-                shard,
-                "--out",
-                str(work / f"{threads}_{i}.tsv"),
-                "--threads",
-                str(threads),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        out = str(work / f"{threads}_{i}.tsv")
+        subprocess.run(predict_command(model, shard, out, threads), check=True, capture_output=True)
 
     start = time.perf_counter()
     with ThreadPoolExecutor(slots) as pool:

@@ -18,6 +18,20 @@ from boneage.memory.measure import measure
 from boneage.memory.model import ModelProfile, estimate, predict_host_batch
 
 
+def predict_command(
+    model: str,
+    shard: str,
+    out: str,
+    threads: int,
+    batch_size: int | str = "auto",
+    tta: bool = False,
+) -> list[str]:
+    """The command line of one ``boneage predict`` job, as the workflow's predict rule runs it."""
+    cmd = [sys.executable, "-m", "boneage.cli", "predict", "--model", model, "--shard", shard]
+    cmd += ["--out", out, "--threads", str(threads), "--batch-size", str(batch_size)]
+    return cmd + (["--tta"] if tta else [])
+
+
 def calibrate_predict(
     model: str, shard: str, threads: int, tta: bool = False, batch_size: int | str = "auto"
 ) -> dict:
@@ -28,22 +42,7 @@ def calibrate_predict(
     meta = read_shard(shard, images=False)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "calibration.tsv"
-        cmd = [
-            sys.executable,
-            "-m",
-            "boneage.cli",
-            "predict",
-            "--model",
-            model,
-            "--shard",
-            shard,
-            "--out",
-            str(out),
-            "--threads",
-            str(threads),
-            "--batch-size",
-            str(batch_size),
-        ] + (["--tta"] if tta else [])
+        cmd = predict_command(model, shard, str(out), threads, batch_size, tta)
         m = measure(cmd)
     if m.returncode != 0:
         raise RuntimeError(
