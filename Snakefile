@@ -40,6 +40,7 @@ localrules:
     report,
 
 
+include: "workflow/rules/snakemake_internals.smk"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/config.smk"
 include: "workflow/rules/synth.smk"
