@@ -30,9 +30,11 @@ import json
 import os
 from dataclasses import asdict, dataclass
 
+from boneage.config import section_defaults
 from boneage.experiment import PREDICT_CPU_BATCH, PREDICT_GPU_LIMIT, Experiment
 
 MB = 2**20
+_EXP_OPTIMIZER = section_defaults("experiments")["optimizer"]  # the schema's default
 #: Resident memory of an idle Python + TensorFlow 2.17 + Keras 3 process on CPU (MB).
 #: (measured: 453 MB after ``import tensorflow``, ~30 MB more to load and run a model).
 RUNTIME_MB = 485.0
@@ -149,7 +151,7 @@ def estimate(
     step: str,
     batch_size: int,
     *,
-    optimizer: str = "adamw",
+    optimizer: str = _EXP_OPTIMIZER,
     threads: int = 1,
     examples: int = 0,
     stored_size: int | None = None,
@@ -208,7 +210,7 @@ def _train_data(
 def gpu_batch_size(
     profile: ModelProfile,
     gpu_mem_mb: float,
-    optimizer: str = "adamw",
+    optimizer: str = _EXP_OPTIMIZER,
     fill: float = 0.85,
     limit: int = 256,
     step: str = "train",

@@ -19,6 +19,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from boneage.config import section_defaults
 from boneage.experiment import Experiment
 from boneage.launch import gpu_count
 from boneage.memory.model import ModelProfile, estimate, predict_host_batch
@@ -26,6 +27,8 @@ from boneage.memory.model import ModelProfile, estimate, predict_host_batch
 TF_RUNTIME_MB = 700
 #: Memory kept free on a node for the OS and the scheduler's daemons (MB).
 NODE_RESERVE_MB = 2048
+#: Headroom over a measured or estimated peak: the schema's ``cluster.memory_margin``.
+MARGIN: float = section_defaults("cluster")["memory_margin"]
 PYTHON_MB = 250
 #: The Snakemake process that runs each job beside the step's own process (on
 #: Slurm, the jobstep executor inside the allocation counts against its memory).
@@ -133,7 +136,7 @@ class Node:
     mem_mb: int
     cores: int
     reserve_mb: int = NODE_RESERVE_MB
-    margin: float = 0.2
+    margin: float = MARGIN
     gpus: int = 0
 
     @classmethod
@@ -209,7 +212,7 @@ def _read_json(path: str | os.PathLike[str] | None) -> dict | None:
     return None
 
 
-def with_margin(peak_mb: float, margin: float = 0.2) -> int:
+def with_margin(peak_mb: float, margin: float = MARGIN) -> int:
     """What a job asks for a process of ``peak_mb``: the margin, plus the job's Snakemake."""
     return int(peak_mb * (1 + margin)) + JOB_OVERHEAD_MB
 
@@ -221,7 +224,7 @@ def predict_memory_mb(
     shard_size: int,
     batch_size: int | str = "auto",
     tta: bool = False,
-    margin: float = 0.2,
+    margin: float = MARGIN,
     gpus: int = 0,
 ) -> tuple[int, str]:
     """Memory (MB) to ask for one predict process, and where the figure comes from.
@@ -255,7 +258,7 @@ def train_memory_mb(
     ranks: int,
     examples: int,
     image_size: int,
-    margin: float = 0.2,
+    margin: float = MARGIN,
     world: int | None = None,
 ) -> int:
     """Memory (MB) of a train job on one node: its ``ranks`` there, each with its data share.

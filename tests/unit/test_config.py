@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-from boneage.config import ConfigError, load, validate
+from boneage.config import ConfigError, load, section_defaults, validate
 
 
 def test_default_config_is_valid_and_gets_defaults():
@@ -187,3 +187,44 @@ def test_profile_config_strings_become_numbers():
     assert out["cluster"] == {**out["cluster"], "node_mem": "64G", "memory_margin": 0.3}
     with pytest.raises(ConfigError, match="distributed.ranks"):
         validate({**cfg, "distributed": {"ranks": "eight"}})
+
+
+def test_no_function_repeats_a_schema_default_as_a_literal():
+    """Every parameter of the package named like an experiment setting (or the memory
+    margin) that has a default has the schema's: a literal copy would drift from it
+    (None or "" mean "not given", not a setting)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import boneage
+
+    schema = {
+        **section_defaults("experiments"),
+        "margin": section_defaults("cluster")["memory_margin"],
+    }
+    names = ("backbone", "optimizer", "loss", "schedule", "sex_mode", "weights", "learning_rate")
+    names += ("epochs", "precision", "warmup_epochs", "weight_decay", "margin")
+    checked, wrong = 0, []
+    for info in pkgutil.walk_packages(boneage.__path__, "boneage."):
+        if info.name.endswith("__main__"):  # runs the CLI when imported
+            continue
+        module = importlib.import_module(info.name)
+        for _, obj in inspect.getmembers(
+            module, lambda o: inspect.isfunction(o) or inspect.isclass(o)
+        ):
+            if getattr(obj, "__module__", None) != module.__name__:
+                continue
+            funcs = (
+                [obj]
+                if inspect.isfunction(obj)
+                else [f for f in vars(obj).values() if inspect.isfunction(f)]
+            )
+            for func in funcs:
+                for p in inspect.signature(func).parameters.values():
+                    if p.name in names and p.default not in (inspect.Parameter.empty, None, ""):
+                        checked += 1
+                        if p.default != schema[p.name]:
+                            wrong.append(f"{func.__qualname__}({p.name}={p.default!r})")
+    assert checked >= 5  # the scan sees the package (Experiment's fields, estimate, plan_node)
+    assert not wrong, f"literal defaults that differ from the schema: {wrong}"
