@@ -406,7 +406,8 @@ def check(img: np.ndarray, body_part: object = None, modality: object = None) ->
             False, False, "no_hand", 0, contrast, f"contrast {contrast:.2f} < {MIN_CONTRAST}"
         )
     inverted = is_inverted(small)
-    upright = 1.0 - small if inverted else small
+    # An inverted film's collimator shadow is dark: it shows, bright, once the film is upright.
+    upright = without_shadows(1.0 - small) if inverted else small
     coh = coherence(upright)
     if coh < MIN_COHERENCE:
         return QCResult(

@@ -110,19 +110,22 @@ def test_dicom_images_of_other_modalities_are_rejected():
         assert verdict.reason in ("no_hand", "too_small"), (name, verdict)
 
 
+@pytest.mark.parametrize("inverted", [False, True])
 @pytest.mark.parametrize("kind", ["collimator shadow", "fingers together"])
-def test_hands_that_are_hard_to_see_are_still_hands(kind):
-    """A collimator's bright shadow across one side (it would join the silhouette and hide
-    the fingers behind a "palm" wider than any hand's), and fingers held together."""
+def test_hands_that_are_hard_to_see_are_still_hands(kind, inverted):
+    """A collimator's shadow across one side (bright; dark on an inverted film, until QC
+    turns it upright: either way it would join the silhouette and hide the fingers behind
+    a "palm" wider than any hand's), and fingers held together."""
     from boneage.synth.render import render_hand
 
     rejected = []
     for k in range(12):
         rng = np.random.default_rng([7, k])
         kw = {"collimated": True} if kind == "collimator shadow" else {"spread": -0.3}
-        verdict = check(render_hand(rng.uniform(12, 200), bool(k % 2), rng, **kw) / 255.0)
-        if not verdict.is_hand:
-            rejected.append((k, verdict.rule))
+        img = render_hand(rng.uniform(12, 200), bool(k % 2), rng, **kw) / 255.0
+        verdict = check(1.0 - img if inverted else img)
+        if not verdict.is_hand or verdict.inverted != inverted:
+            rejected.append((k, verdict.rule, verdict.inverted))
     assert not rejected, rejected
 
 
