@@ -147,6 +147,15 @@ def memory_growth() -> None:
         tf.config.experimental.set_memory_growth(gpu, True)
 
 
+def gpu_peak_mb() -> float | None:
+    """Peak GPU memory this process has held (TensorFlow's allocator), None on CPU."""
+    import tensorflow as tf
+
+    if not tf.config.list_logical_devices("GPU"):
+        return None
+    return tf.config.experimental.get_memory_info("GPU:0")["peak"] / 2**20
+
+
 def detect() -> Distribution:
     """Horovod when launched with several ranks, else a single process."""
     launched = any(k in os.environ for k in ("HOROVOD_RANK", "OMPI_COMM_WORLD_SIZE", "PMIX_RANK"))

@@ -39,7 +39,7 @@ import pandas as pd
 
 from boneage.atomic import atomic_path, write_json, write_tsv
 from boneage.config import check_determinism
-from boneage.distribute import Distribution, configure_devices
+from boneage.distribute import Distribution, configure_devices, gpu_peak_mb
 from boneage.experiment import Experiment
 from boneage.gpus import rank_gpu
 from boneage.labels import TRAINABLE
@@ -468,6 +468,7 @@ def _finish(
         "rank_weights": [digest for _, digest, _ in places],
         "rank_gpus": [f"{host}:{gpu}" if gpu else None for host, _, gpu in places],
         "device": device,
+        "gpu_peak_mb": gpu_peak_mb(),  # the chief's; None on CPU
         "best_val_mae": best,
         "epochs_run": len(history),
         "train_seconds": round(sum(h["seconds"] for h in history), 1),

@@ -215,23 +215,31 @@ def gpu_batch_size(
     limit: int = 256,
     step: str = "train",
 ) -> int:
-    """The largest power-of-two batch whose model state and activations fit a GPU.
+    """The largest power-of-two batch (up to ``limit``) whose :func:`gpu_memory_mb` is
+    within ``fill`` of the GPU's memory."""
+    budget = gpu_mem_mb * fill
 
-    Device memory: ``fill`` of the GPU less :data:`GPU_RESERVE_MB`, holding
-    the model's state (training: weights, gradients, optimizer slots;
-    predict: weights) and the batch's activations (as in :func:`estimate`,
-    without the host-side runtime and data).
-    """
-    state = estimate(profile, step, 0, optimizer=optimizer)
-    per_image = (BACKWARD if step == "train" else 1.0) * 4 * profile.activations / MB
-    budget = gpu_mem_mb * fill - GPU_RESERVE_MB - state.model
-    if budget < per_image:
+    def fits(batch: int) -> bool:
+        return gpu_memory_mb(profile, batch, step, optimizer) <= budget
+
+    if not fits(1):
         raise ValueError(
             f"{profile.backbone} at {profile.image_size} px needs "
-            f"{state.model + per_image + GPU_RESERVE_MB:,.0f} MB for one image; "
+            f"{gpu_memory_mb(profile, 1, step, optimizer):,.0f} MB for one image; "
             f"the GPU has {gpu_mem_mb:,.0f} MB"
         )
     batch = 1
-    while batch * 2 <= limit and batch * 2 * per_image <= budget:
+    while batch * 2 <= limit and fits(batch * 2):
         batch *= 2
     return batch
+
+
+def gpu_memory_mb(
+    profile: ModelProfile, batch_size: int, step: str = "train", optimizer: str = _EXP_OPTIMIZER
+) -> float:
+    """GPU memory one process takes at ``batch_size``: :data:`GPU_RESERVE_MB`, the model's
+    state (training: weights, gradients, optimizer slots; predict: weights) and the batch's
+    activations (as in :func:`estimate`, without the host-side runtime and data)."""
+    state = estimate(profile, step, 0, optimizer=optimizer)
+    per_image = (BACKWARD if step == "train" else 1.0) * 4 * profile.activations / MB
+    return GPU_RESERVE_MB + state.model + batch_size * per_image

@@ -140,8 +140,14 @@ class Node:
     gpus: int = 0
 
     @classmethod
-    def from_config(cls, cluster: dict, slurm: bool = False) -> "Node":
-        """Config ``cluster``; what it leaves out comes from Slurm (``slurm``) or this machine."""
+    def from_config(cls, cluster: dict, slurm: bool | None = False) -> "Node":
+        """Config ``cluster``; what it leaves out comes from Slurm (``slurm``) or this machine.
+
+        ``slurm=None`` (a dry run, whose executor Snakemake does not tell): Slurm where
+        ``sinfo`` answers, else this machine.
+        """
+        if slurm is None:
+            slurm = slurm_node() is not None
         mem, cores = cluster.get("node_mem"), cluster.get("node_cores")
         found = slurm_node() if slurm and not (mem and cores) else None
         reserve = cluster.get("reserve")

@@ -101,3 +101,16 @@ def test_each_step_sees_its_own_gpus_or_none(machine, argv, sees):
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == sees
+
+
+def test_gpu_check_on_a_machine_without_gpus_says_so(tmp_path):
+    """scripts/gpu_check.py (the first GPU machine's check) exits 2 here and writes why."""
+    import json
+    from pathlib import Path
+
+    out = tmp_path / "gpu_check.json"
+    script = Path(__file__).parents[2] / "scripts" / "gpu_check.py"
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, str(script), "--out", str(out)], env=env)
+    assert proc.returncode == 2
+    assert json.loads(out.read_text())["gpus"] == 0

@@ -102,3 +102,24 @@ def test_plan_cli_from_a_calibration(tmp_path):
     out = _plan_cli("64G", 24, "--calibration", str(cal)).stdout
     assert "one predict process: 9900 MB (measured)" in out  # 8000 x 1.2 + 300
     assert "6 processes x 4 threads = 24 of 24 cores busy" in out
+
+
+def test_dry_run_plans_for_slurm_only_where_sinfo_answers(tmp_path, monkeypatch):
+    """A dry run (slurm=None) takes the node from sinfo where Slurm answers, else this
+    machine's, GPUs included (a DGX without Slurm: nvidia-smi's 8)."""
+    from boneage.memory.node import Node
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "nvidia-smi").write_text('#!/bin/sh\n[ "$1" = -L ] && seq 0 7 | sed "s/^/GPU /"\n')
+    (tools / "sinfo").write_text("#!/bin/sh\nexit 1\n")  # installed, no cluster answers
+    for tool in tools.iterdir():
+        tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    here = Node.from_config({}, slurm=None)
+    assert (here.gpus, here.cores) == (8, os.cpu_count())
+    answers = 'case "$3" in *%G*) echo "gpu* gpu:a100:4(S:0-1)";; *) echo "gpu* 512000 64";; esac'
+    (tools / "sinfo").write_text(f"#!/bin/sh\n{answers}\n")  # sinfo --noheader --format F
+    cluster = Node.from_config({}, slurm=None)
+    assert (cluster.mem_mb, cluster.cores, cluster.gpus) == (512000, 64, 4)

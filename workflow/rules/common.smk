@@ -30,18 +30,18 @@ def executor_name():
 
 # -----------------------------------------------------------------------------------------
 # The node jobs are planned for: config `cluster`; on Slurm what it leaves out comes
-# from sinfo (the smallest node of the default partition), else this machine. Resolved
-# when jobs are planned (the executor is unknown while this file is parsed); a job that
-# Slurm runs re-reads this file in its own Snakemake and must plan for the same node.
+# from sinfo (the smallest node of the default partition), else this machine; a dry
+# run plans for Slurm where sinfo answers. Resolved when jobs are planned (the executor
+# is unknown while this file is parsed); a job that Slurm runs re-reads this file in
+# its own Snakemake and must plan for the same node.
 _NODES = {}
 
 
 def node():
     name = executor_name()
     if name not in _NODES:
-        _NODES[name] = Node.from_config(
-            config["cluster"], slurm=name in ("slurm", "dryrun")
-        )
+        slurm = True if name == "slurm" else None if name == "dryrun" else False
+        _NODES[name] = Node.from_config(config["cluster"], slurm=slurm)
     return _NODES[name]
 
 
