@@ -86,7 +86,9 @@ def to_grey(im: Image.Image) -> np.ndarray:
         return (arr - lo) / (hi - lo) if hi > lo else np.zeros_like(arr)
     if im.mode not in ("L", "1"):
         im = im.convert("L")  # palette, RGB, LA, ...
-    return np.asarray(im, dtype=np.float32) / 255.0
+    grey = np.array(im, dtype=np.float32)  # a new array: scaled in place
+    grey /= 255.0
+    return grey
 
 
 def is_dicom(path: str | os.PathLike[str]) -> bool:

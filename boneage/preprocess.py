@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage as ndi
 
 
 def pad_square(img: np.ndarray, fill: float) -> np.ndarray:
@@ -31,31 +32,33 @@ def stretch(img: np.ndarray, lo_pct: float = 0.5, hi_pct: float = 99.5) -> np.nd
 
 
 def blur_image(image: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of a 2-D float array (edges replicated)."""
+    """Separable Gaussian blur (radius 3 sigma) of a 2-D float array, edges replicated."""
     if sigma < 0.3:
         return image
     radius = max(1, int(3 * sigma))
     k = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    k /= k.sum()
-    out = image
-    for axis in (0, 1):
-        padded = np.pad(
-            out, [(radius, radius) if a == axis else (0, 0) for a in (0, 1)], mode="edge"
-        )
-        acc = np.zeros_like(out)
-        n = out.shape[axis]
-        for i, w in enumerate(k):
-            acc += w * (padded[i : i + n] if axis == 0 else padded[:, i : i + n])
-        out = acc
-    return out
+    k = (k / k.sum()).astype(image.dtype)
+    rows = ndi.correlate1d(image, k, axis=0, mode="nearest")
+    return ndi.correlate1d(rows, k, axis=1, mode="nearest")
 
 
-def border_level(img: np.ndarray, frac: float = 0.04) -> float:
-    """Median grey level of the outer frame (the background on a radiograph)."""
+def border_level(img: np.ndarray, frac: float = 0.04, samples: int = 5_000) -> float:
+    """Median grey level of the outer frame (the background on a radiograph).
+
+    A frame of more than 4 x ``samples`` pixels (38,400 at 600 x 400, QC's
+    images have under 20,000) is read on a regular grid of rows and columns
+    (every 2nd, 3rd, ...): its median is the background's level all the same.
+    """
     rows, cols = img.shape
     br, bc = max(1, int(rows * frac)), max(1, int(cols * frac))
+    step = max(1, int(np.sqrt(2 * (br * cols + bc * rows) / samples)))
     frame = np.concatenate(
-        [img[:br].ravel(), img[-br:].ravel(), img[:, :bc].ravel(), img[:, -bc:].ravel()]
+        [
+            img[:br:step, ::step].ravel(),
+            img[rows - br :: step, ::step].ravel(),
+            img[::step, :bc:step].ravel(),
+            img[::step, cols - bc :: step].ravel(),
+        ]
     )
     return float(np.median(frame))
 

@@ -52,6 +52,11 @@ MIN_OUTWARD = 0.0
 #: of a part attached to one (a knuckle) is attached through it: the silhouette of a faint
 #: film breaks at the joints of the bones (a young child's metacarpophalangeal joint).
 JOINT_GAP = 0.125
+#: A finger's least area, in pixels per R**2 (R: the palm's inscribed radius).
+MIN_FINGER_AREA = 0.1
+#: A branch of a forked protrusion (fingers held together) is a finger when it holds at
+#: least this many pixels per R**2 (a finger's outer half: ~0.3).
+MIN_BRANCH = 0.15
 #: Fingers of one hand point within 70 degrees of each other (thumb to index: ~60).
 FINGER_SPREAD_COS = 0.34
 #: Collimator shadows (see collimator_shadows): least share of the film, least share of the
@@ -61,6 +66,9 @@ SHADOW_AREA, SHADOW_EDGE, SHADOW_LINE = 0.03, 0.3, 0.08
 #: this share of the shorter side, goes with the shadow (else it stays as a thin strip
 #: along the film that raises Otsu's threshold over a faint hand).
 SHADOW_PENUMBRA = 0.015
+#: A softer edge (a wide penumbra) ramps down further: pixels brighter than this share of the
+#: step from the open field to the shadow, within this share of the shorter side of it, go too.
+SHADOW_RAMP, SHADOW_RAMP_REACH = 0.25, 0.05
 #: Vertical coherence of the foreground below which a film is noise or text, not anatomy.
 MIN_COHERENCE = 0.76
 #: A hand is one body: the largest connected part of its silhouette holds at least this share
@@ -101,7 +109,7 @@ class Finger:
             and self.palm > 0
             and self.outward >= MIN_OUTWARD
             and self.elongation >= 1.8
-            and self.area >= 0.1
+            and self.area >= MIN_FINGER_AREA
             and self.length >= 0.6
             and self.width <= 1.0
         )
@@ -148,13 +156,16 @@ def silhouette(small: np.ndarray, threshold: float) -> np.ndarray:
     Returns a boolean mask (rows, cols); dark regions enclosed by the body
     (lungs behind ribs) are part of the silhouette.
     """
-    labels, _ = ndi.label(small < threshold)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    return ~np.isin(labels, edge[edge > 0])
+    labels, n = ndi.label(small < threshold)
+    body = np.ones(n + 1, bool)  # per label: not a dark region that reaches the edge
+    body[np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])] = False
+    body[0] = True  # the bright pixels
+    return body[labels]
 
 
 def protrusions(sil: np.ndarray) -> list[Finger]:
-    """The parts of a silhouette thinner than half its widest part (the palm), measured.
+    """The parts of a silhouette thinner than half its widest part (the palm), measured
+    (those smaller than any finger, :data:`MIN_FINGER_AREA`, left out).
 
     The palm radius R is the largest inscribed radius; opening with a disk of
     R/2 keeps the palm (and other wide parts) and removes fingers.
@@ -168,7 +179,10 @@ def protrusions(sil: np.ndarray) -> list[Finger]:
     to_wide = ndi.distance_transform_edt(~wide)
     reach = max(2.0, radius / 4)  # a finger cut off at a joint still counts as attached
     palms, n_palms = ndi.label(to_wide <= reach)  # each palm with the bases of its fingers
-    centres = ndi.center_of_mass(wide, palms, range(1, n_palms + 1)) if n_palms else []
+    wr, wc = np.nonzero(wide)  # each palm's centre: the mean of its wide pixels
+    count = np.maximum(np.bincount(palms[wr, wc], minlength=n_palms + 1), 1)
+    centres = np.stack([np.bincount(palms[wr, wc], w, n_palms + 1) for w in (wr, wc)], 1)
+    centres = centres / count[:, None]
     labels, _ = ndi.label(sil & ~wide)
     rows, cols = sil.shape
     parts = []  # (pixels, base, palm) of each protrusion
@@ -191,15 +205,44 @@ def protrusions(sil: np.ndarray) -> list[Finger]:
                 via = palm_of[near_r[r[base], c[base]], near_c[r[base], c[base]]]
                 parts[k] = (r, c, base, int(np.bincount(via).argmax()))
     found = []
-    for r, c, base, palm in parts:
-        finger = _measure(r, c, base, palm, dist, radius, rows, cols)
-        if palm:
-            out = np.array([r[base].mean(), c[base].mean()]) - np.array(centres[palm - 1])
-            out = out / max(float(np.hypot(*out)), 1e-6)
-            cos = float(out[0] * finger.direction[0] + out[1] * finger.direction[1])
-            finger = replace(finger, outward=cos)
-        found.append(finger)
+    for part_r, part_c, part_base, palm in parts:
+        if len(part_r) < MIN_FINGER_AREA * radius**2:
+            continue  # too small for a finger (or a fork of two)
+        for r, c, base in fork(part_r, part_c, part_base, radius):
+            finger = _measure(r, c, base, palm, dist, radius, rows, cols)
+            if palm:
+                out = np.array([r[base].mean(), c[base].mean()]) - centres[palm]
+                out = out / max(float(np.hypot(*out)), 1e-6)
+                cos = float(out[0] * finger.direction[0] + out[1] * finger.direction[1])
+                finger = replace(finger, outward=cos)
+            found.append(finger)
     return found
+
+
+def fork(
+    r: np.ndarray, c: np.ndarray, base: np.ndarray, radius: float
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """A protrusion as the fingers it holds: fingers held together join above the palm
+    (their webbing is high), so the silhouette shows one forked protrusion. Beyond a third
+    of its reach from its base's centre it splits into branches; each branch of at least
+    :data:`MIN_BRANCH` (x R**2) with the shared stem is one finger. A protrusion that
+    does not split is returned whole."""
+    if not base.any() or len(r) < 2 * MIN_BRANCH * radius**2:
+        return [(r, c, base)]
+    r0, c0 = r.min(), c.min()
+    reach = np.hypot(r - r[base].mean(), c - c[base].mean())  # from the base's centre
+    outer = np.zeros((r.max() - r0 + 1, c.max() - c0 + 1), bool)
+    outer[r - r0, c - c0] = reach >= reach.max() / 3
+    branches, n = ndi.label(outer)
+    if n < 2:
+        return [(r, c, base)]
+    branch = branches[r - r0, c - c0]
+    sizes = np.bincount(branch, minlength=n + 1)
+    big = [k for k in range(1, n + 1) if sizes[k] >= MIN_BRANCH * radius**2]
+    if len(big) < 2:
+        return [(r, c, base)]
+    stem = branch == 0
+    return [(r[keep], c[keep], base[keep]) for keep in (stem | (branch == k) for k in big)]
 
 
 def _measure(
@@ -213,7 +256,7 @@ def _measure(
     cols: int,
 ) -> Finger:
     """Sizes and direction of one protrusion (pixel coordinates ``r, c``)."""
-    low, high = np.linalg.eigvalsh(np.cov(np.stack([r, c])))
+    low, high = _moments(r, c)
     if base.any():
         root = np.array([r[base].mean(), c[base].mean()])
         far = int(np.argmax((r - root[0]) ** 2 + (c - root[1]) ** 2))
@@ -230,6 +273,15 @@ def _measure(
         palm=palm,
         direction=direction,  # type: ignore[arg-type]
     )
+
+
+def _moments(r: np.ndarray, c: np.ndarray) -> tuple[float, float]:
+    """The eigenvalues (low, high) of the pixels' 2 x 2 covariance (as ``np.cov``: N - 1)."""
+    dr, dc = r - r.mean(), c - c.mean()
+    n = max(len(r) - 1, 1)
+    a, d, b = float(dr @ dr) / n, float(dc @ dc) / n, float(dr @ dc) / n
+    mid, half = (a + d) / 2, float(np.hypot((a - d) / 2, b))
+    return mid - half, mid + half
 
 
 def on_edge(r: np.ndarray, c: np.ndarray, rows: int, cols: int) -> int:
@@ -257,13 +309,19 @@ def hand_fingers(fingers: list[Finger]) -> int:
     return best
 
 
-def silhouettes(upright: np.ndarray) -> list[np.ndarray]:
-    """The two silhouettes QC reads of an upright (bone bright) small image, at about
-    :data:`SILHOUETTE_SIDE`: at Otsu's threshold, then halfway between it and the
-    background (the faint soft tissue of fingertips on infant films)."""
+def levels(upright: np.ndarray) -> tuple[float, float]:
+    """QC's two foreground thresholds of an upright (bone bright) small image: Otsu's, then
+    halfway between it and the background (the faint soft tissue of fingertips on infant
+    films, where Otsu's picks out the short bones)."""
     otsu = otsu_threshold(upright)
+    return otsu, (otsu + border_level(upright)) / 2
+
+
+def silhouettes(upright: np.ndarray, at: tuple[float, float] | None = None) -> list[np.ndarray]:
+    """The two silhouettes QC reads of an upright small image, at about
+    :data:`SILHOUETTE_SIDE`, at its two :func:`levels` (``at``, if already known)."""
     coarse = upright[::2, ::2] if max(upright.shape) > 2 * SILHOUETTE_SIDE else upright
-    return [silhouette(coarse, t) for t in (otsu, (otsu + border_level(upright)) / 2)]
+    return [silhouette(coarse, t) for t in at or levels(upright)]
 
 
 def body_share(sils: list[np.ndarray]) -> float:
@@ -289,18 +347,16 @@ def count_fingers(sils: list[np.ndarray]) -> int:
     return best
 
 
-def coherence(small: np.ndarray) -> float:
+def coherence(small: np.ndarray, at: tuple[float, float] | None = None) -> float:
     """Share of foreground pixels still foreground a little further down the image.
 
     Anatomy is made of long structures (fingers, bones, forearm): ~0.9 and more.
-    Noise and texture decorrelate within a few rows: ~0.5. Two foregrounds are
-    scored, Otsu's and a lower one halfway to the background (on faint infant
-    films Otsu's threshold picks out the short bones, not the soft tissue).
+    Noise and texture decorrelate within a few rows: ~0.5. The foregrounds at
+    both :func:`levels` are scored (``at``, if already known), the better counts.
     """
-    otsu = otsu_threshold(small)
     d = max(4, small.shape[0] // 60)
     best = 0.0
-    for threshold in (otsu, (otsu + border_level(small)) / 2):
+    for threshold in at or levels(small):
         mask = small > threshold
         above = mask[:-d]
         best = max(best, float((above & mask[d:]).sum() / max(above.sum(), 1)))
@@ -317,11 +373,17 @@ def collimator_shadows(small: np.ndarray) -> np.ndarray:
     band: at least 3 % of the film, touching its edge over 30 % of the shorter
     side, its inner boundary a line (second singular value under 8 % of the first).
     """
+    rows, cols = small.shape
+    bright = small > otsu_threshold(small)
+    # A band touches the edge over SHADOW_EDGE of the shorter side, all of it bright: where
+    # fewer of the edge's pixels are bright, there is none (most films: no filters needed).
+    edge = bright[0].sum() + bright[-1].sum() + bright[:, 0].sum() + bright[:, -1].sum()
+    if edge < SHADOW_EDGE * min(rows, cols):
+        return np.zeros_like(bright)
     mean = ndi.uniform_filter(small, 7)
     spread = np.sqrt(np.maximum(ndi.uniform_filter(small * small, 7) - mean * mean, 0.0))
-    candidate = (spread < np.percentile(spread, 50)) & (small > otsu_threshold(small))
+    candidate = (spread < np.percentile(spread, 50)) & bright
     labels, _ = ndi.label(candidate)
-    rows, cols = small.shape
     shadows = np.zeros_like(candidate)
     sizes = np.bincount(labels.ravel())
     for i in np.nonzero(sizes >= SHADOW_AREA * rows * cols)[0]:
@@ -343,7 +405,21 @@ def collimator_shadows(small: np.ndarray) -> np.ndarray:
     if shadows.any():
         rim = max(2, round(SHADOW_PENUMBRA * min(rows, cols)))
         shadows = ndi.binary_dilation(shadows, iterations=rim)
+        # A soft blade edge ramps down to the open field over more than the rim: the ramp
+        # above a quarter of the step from the field to the shadow goes with the shadow.
+        field = open_field_level(small, shadows)
+        ramp = small > field + SHADOW_RAMP * (float(np.median(small[shadows])) - field)
+        grow = max(rim, round(SHADOW_RAMP_REACH * min(rows, cols)))
+        shadows = ndi.binary_dilation(shadows, iterations=grow, mask=ramp)
     return shadows
+
+
+def open_field_level(small: np.ndarray, shadows: np.ndarray) -> float:
+    """Grey level of the film's open background: its edge outside the ``shadows``."""
+    ring = np.zeros_like(shadows)
+    ring[[0, -1], :] = ring[:, [0, -1]] = True
+    open_edge = ring & ~shadows
+    return float(np.median(small[open_edge])) if open_edge.any() else float(small.min())
 
 
 def without_shadows(small: np.ndarray) -> np.ndarray:
@@ -351,11 +427,7 @@ def without_shadows(small: np.ndarray) -> np.ndarray:
     shadows = collimator_shadows(small)
     if not shadows.any():
         return small
-    ring = np.zeros_like(shadows)
-    ring[[0, -1], :] = ring[:, [0, -1]] = True
-    open_edge = ring & ~shadows
-    level = float(np.median(small[open_edge])) if open_edge.any() else float(small.min())
-    return np.where(shadows, np.float32(level), small)
+    return np.where(shadows, np.float32(open_field_level(small, shadows)), small)
 
 
 def working_image(img: np.ndarray) -> np.ndarray:
@@ -399,7 +471,7 @@ def check(img: np.ndarray, body_part: object = None, modality: object = None) ->
     if header:
         return QCResult(False, False, "no_hand", 0, 0.0, header)
     small = without_shadows(working_image(img))
-    lo, hi = np.percentile(small, [1, 99])
+    lo, hi = np.percentile(small[::2, ::2], [1, 99])  # a quarter of the pixels: the same spread
     contrast = float(hi - lo)  # after smoothing: noise alone is no contrast
     if contrast < MIN_CONTRAST:
         return QCResult(
@@ -408,12 +480,13 @@ def check(img: np.ndarray, body_part: object = None, modality: object = None) ->
     inverted = is_inverted(small)
     # An inverted film's collimator shadow is dark: it shows, bright, once the film is upright.
     upright = without_shadows(1.0 - small) if inverted else small
-    coh = coherence(upright)
+    at = levels(upright)
+    coh = coherence(upright, at)
     if coh < MIN_COHERENCE:
         return QCResult(
             inverted, False, "no_hand", 0, contrast, f"coherence {coh:.2f} < {MIN_COHERENCE}"
         )
-    sils = silhouettes(upright)
+    sils = silhouettes(upright, at)
     share = body_share(sils)
     if share < MIN_BODY_SHARE:
         rule = f"in pieces: largest part {share:.2f} < {MIN_BODY_SHARE}"

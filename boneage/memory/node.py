@@ -146,9 +146,10 @@ class Node:
         ``slurm=None`` (a dry run, whose executor Snakemake does not tell): Slurm where
         ``sinfo`` answers, else this machine.
         """
-        if slurm is None:
-            slurm = slurm_node() is not None
         mem, cores = cluster.get("node_mem"), cluster.get("node_cores")
+        if slurm is None:  # ask sinfo only where the config leaves something to ask
+            given = mem and cores and cluster.get("node_gpus") is not None
+            slurm = not given and slurm_node() is not None
         found = slurm_node() if slurm and not (mem and cores) else None
         reserve = cluster.get("reserve")
         if reserve is None:  # Slurm packs jobs into all of a node's RealMemory
@@ -167,9 +168,27 @@ class Node:
         )
 
 
+#: Where Slurm's commands find their configuration: SLURM_CONF, the default path, and
+#: the cache of a configless node (slurmd's, or sackd's on a login node).
+SLURM_CONFS = (
+    "/etc/slurm/slurm.conf",
+    "/run/slurm/conf/slurm.conf",
+    "/var/spool/slurmd/conf-cache/slurm.conf",
+)
+
+
+def slurm_configured() -> bool:
+    """Whether this machine has a Slurm configuration for sinfo to read (without one, sinfo
+    retries for 60 s before it gives up: a laptop with Slurm's client installed)."""
+    conf = os.environ.get("SLURM_CONF")
+    return any(os.path.exists(p) for p in ([conf] if conf else SLURM_CONFS))
+
+
 def _sinfo_default(fields: str) -> list[list[str]]:
     """sinfo's rows (partition first, then ``fields``) of the default partition (all where
-    none is marked); [] where sinfo is missing or answers nothing."""
+    none is marked); [] where sinfo is missing, has no configuration or answers nothing."""
+    if not slurm_configured():
+        return []
     try:
         out = subprocess.run(
             ["sinfo", "--noheader", "--format", f"%P {fields}"],

@@ -117,8 +117,11 @@ def test_dry_run_plans_for_slurm_only_where_sinfo_answers(tmp_path, monkeypatch)
         tool.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tools}:/usr/bin:/bin")
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    here = Node.from_config({}, slurm=None)
+    monkeypatch.setenv("SLURM_CONF", str(tmp_path / "slurm.conf"))
+    here = Node.from_config({}, slurm=None)  # no configuration: sinfo is not asked
     assert (here.gpus, here.cores) == (8, os.cpu_count())
+    (tmp_path / "slurm.conf").write_text("ClusterName=site\n")
+    assert Node.from_config({}, slurm=None).gpus == 8  # configured, but sinfo fails
     answers = 'case "$3" in *%G*) echo "gpu* gpu:a100:4(S:0-1)";; *) echo "gpu* 512000 64";; esac'
     (tools / "sinfo").write_text(f"#!/bin/sh\n{answers}\n")  # sinfo --noheader --format F
     cluster = Node.from_config({}, slurm=None)

@@ -153,3 +153,45 @@ def test_a_text_film_whose_lines_merge_into_fingers_is_not_a_hand():
     assert study.kind == "text"
     verdict = check(render_study(study, 32).astype(np.float32) / 255.0)
     assert verdict.reason == "no_hand" and verdict.rule.startswith("in pieces"), verdict
+
+
+def test_two_fingers_joined_above_the_palm_count_as_two():
+    """A palm with three fingers drawn on it, two of them joined for their lower third
+    (fingers held together: the webbing is high), so the silhouette's protrusions are a
+    fork and one finger. The fork is two fingers; without the join, the same three."""
+    from boneage.qc import hand_fingers, protrusions
+
+    def hand(joined: bool) -> np.ndarray:
+        sil = np.zeros((200, 160), bool)
+        sil[100:190, 20:130] = True  # the palm, 110 wide
+        for c in (25, 47, 100):  # three fingers, 16 wide, 80 long
+            sil[20:100, c : c + 16] = True
+        if joined:
+            sil[75:100, 25:63] = True  # the first two touch for their lower 25 px
+        return sil
+
+    for joined in (False, True):
+        fingers = protrusions(hand(joined))
+        assert hand_fingers(fingers) == 3, (joined, fingers)
+
+
+def test_a_hand_whose_fingers_touch_above_the_palm_is_a_hand():
+    """Seed 31's hard hand 61 (QC's bench): index and middle finger touch up to their
+    middle phalanges, the little finger runs along the film's edge; once 2 fingers."""
+    from boneage.synth.render import render_hand
+
+    rng = np.random.default_rng([31, 61])
+    img = render_hand(rng.uniform(12, 200), True, rng, spread=rng.uniform(-0.4, 0.0))
+    verdict = check(img.astype(np.float32) / 255.0)
+    assert verdict.is_hand and verdict.fingers >= 3, verdict
+
+
+def test_protrusion_moments_match_numpys_covariance():
+    from boneage.qc import _moments
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        r = rng.integers(0, 150, 40)
+        c = (r * rng.uniform(-2, 2) + rng.integers(0, 12, 40)).astype(np.intp)
+        expected = np.linalg.eigvalsh(np.cov(np.stack([r, c])))
+        assert np.allclose(_moments(r, c), expected)
