@@ -52,13 +52,11 @@ ALLREDUCE = (
 )
 
 
-def boneage(*args: str, gpu: bool) -> tuple[subprocess.CompletedProcess[str], float]:
-    """Run one ``boneage`` step on the first GPU or on CPU only; its output and seconds."""
+def boneage(*args: str, gpu: bool) -> subprocess.CompletedProcess[str]:
+    """Run one ``boneage`` step on the first GPU or on CPU only."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "0" if gpu else ""}
     env.pop("BONEAGE_GPUS_CLAIMED", None)
-    start = time.perf_counter()
-    proc = subprocess.run(["boneage", *args], capture_output=True, text=True, env=env)
-    return proc, time.perf_counter() - start
+    return subprocess.run(["boneage", *args], capture_output=True, text=True, env=env)
 
 
 def check_training(work: Path, ranks: int, problems: list[str]) -> dict[str, Any]:
@@ -117,39 +115,14 @@ def check_predict(work: Path, problems: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"shard": shard.name}
     preds = {}
     for where, gpu in (("gpu", True), ("cpu", False)):
-        tsv = work / f"check_{where}.tsv"
-        proc, _ = boneage(
-            "predict",
-            "--model",
-            str(model),
-            "--shard",
-            str(shard),
-            "--out",
-            str(tsv),
-            "--threads",
-            "16",
-            gpu=gpu,
-        )
-        if proc.returncode:
-            problems.append(f"predict on {where} failed:\n{proc.stderr[-2000:]}")
-            return out
+        tsv, calib = work / f"check_{where}.tsv", work / f"check_{where}.json"
+        for step, result in (("predict", tsv), ("calibrate", calib)):
+            args = ("--model", str(model), "--shard", str(shard), "--out", str(result))
+            proc = boneage(step, *args, "--threads", "16", gpu=gpu)
+            if proc.returncode:
+                problems.append(f"{step} on {where} failed:\n{proc.stderr[-2000:]}")
+                return out
         preds[where] = pd.read_csv(tsv, sep="\t").set_index("id")["pred"]
-        calib = work / f"check_{where}.json"
-        proc, _ = boneage(
-            "calibrate",
-            "--model",
-            str(model),
-            "--shard",
-            str(shard),
-            "--out",
-            str(calib),
-            "--threads",
-            "16",
-            gpu=gpu,
-        )
-        if proc.returncode:
-            problems.append(f"calibrate on {where} failed:\n{proc.stderr[-2000:]}")
-            return out
         out[f"{where}_images_per_s"] = json.loads(calib.read_text())["images_per_s"]
     diff = float((preds["gpu"] - preds["cpu"].reindex(preds["gpu"].index)).abs().max())
     out |= {
