@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -106,3 +107,15 @@ def test_ingest_steps_chain(tmp_path, tiny_cohort):
     assert sum(s["images"] for s in index["shards"]) == (manifest["status"] == "accepted").sum()
     main(["split", "--manifest", str(tmp_path / "manifest.tsv"), "--out", str(tmp_path / "s.tsv")])
     assert len(pd.read_csv(tmp_path / "s.tsv", sep="\t")) == index["summary"]["accepted"]
+
+
+def test_help_lists_every_step_the_rules_call():
+    """`boneage --help` (docs/workflow.md) names each subcommand a rule's shell calls."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "boneage.cli", "--help"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    rules = "".join(p.read_text() for p in (REPO / "workflow/rules").glob("*.smk"))
+    called = set(re.findall(r"boneage ([a-z-]+) ", rules))
+    assert {"manifest", "shard", "train", "predict", "report"} <= called
+    assert not [step for step in called if step not in proc.stdout], proc.stdout

@@ -55,14 +55,15 @@ def dry_run_jobs(text: str) -> list[tuple[str, dict[str, str]]]:
 
 
 def test_dgx_dry_run_gives_each_model_job_its_gpus(tmp_path):
-    (tmp_path / "config.yaml").write_text(yaml.safe_dump(TINY))
+    (tmp_path / "my-cohorts.yaml").write_text(yaml.safe_dump(TINY))  # as docs/workflow.md
+    mine = ("--configfile", "my-cohorts.yaml")
     # Predict jobs exist once the manifest checkpoint has named the shards.
     first = snakemake(
-        tmp_path, "results/cohorts/tiny/plan.json", env=tool_env(CUDA_VISIBLE_DEVICES="")
+        tmp_path, *mine, "results/cohorts/tiny/plan.json", env=tool_env(CUDA_VISIBLE_DEVICES="")
     )
     assert first.returncode == 0, first.stderr[-3000:]
     env = dgx_env(tmp_path)
-    dry = snakemake(tmp_path, "-n", profile="dgx", env=env)
+    dry = snakemake(tmp_path, *mine, "-n", profile="dgx", env=env)
     assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
     jobs = dry_run_jobs(dry.stdout + dry.stderr)
     rules = {rule for rule, _ in jobs}
@@ -72,6 +73,6 @@ def test_dgx_dry_run_gives_each_model_job_its_gpus(tmp_path):
         want = MODEL_RULE_GPUS.get(rule, 0)
         assert int(resources.get("gpus", 0)) == want, (rule, resources)
     # Without GPUs (CUDA_VISIBLE_DEVICES empty) the same DAG asks for none.
-    cpu = snakemake(tmp_path, "-n", profile="dgx", env={**env, "CUDA_VISIBLE_DEVICES": ""})
+    cpu = snakemake(tmp_path, *mine, "-n", profile="dgx", env={**env, "CUDA_VISIBLE_DEVICES": ""})
     assert cpu.returncode == 0, cpu.stderr[-3000:]
     assert all(int(r.get("gpus", 0)) == 0 for _, r in dry_run_jobs(cpu.stdout + cpu.stderr))
