@@ -56,10 +56,10 @@ def dry_run_jobs(text: str) -> list[tuple[str, dict[str, str]]]:
 
 def test_dgx_dry_run_gives_each_model_job_its_gpus(tmp_path):
     (tmp_path / "my-cohorts.yaml").write_text(yaml.safe_dump(TINY))  # as docs/workflow.md
-    mine = ("--configfile", "my-cohorts.yaml")
+    mine = ("--configfile", "my-cohorts.yaml")  # last: it takes every word after it
     # Predict jobs exist once the manifest checkpoint has named the shards.
     first = snakemake(
-        tmp_path, *mine, "results/cohorts/tiny/plan.json", env=tool_env(CUDA_VISIBLE_DEVICES="")
+        tmp_path, "results/cohorts/tiny/plan.json", *mine, env=tool_env(CUDA_VISIBLE_DEVICES="")
     )
     assert first.returncode == 0, first.stderr[-3000:]
     env = dgx_env(tmp_path)
