@@ -147,10 +147,15 @@ class Node:
         ``sinfo`` answers, else this machine.
         """
         mem, cores = cluster.get("node_mem"), cluster.get("node_cores")
+        found = None
         if slurm is None:  # ask sinfo only where the config leaves something to ask
             given = mem and cores and cluster.get("node_gpus") is not None
-            slurm = not given and slurm_node() is not None
-        found = slurm_node() if slurm and not (mem and cores) else None
+            found = None if given else slurm_node()
+            slurm = found is not None
+        elif slurm and not (mem and cores):
+            found = slurm_node()
+        if mem and cores:
+            found = None  # the config's node; sinfo's only told us Slurm is there
         reserve = cluster.get("reserve")
         if reserve is None:  # Slurm packs jobs into all of a node's RealMemory
             reserve = 0 if found and not mem else NODE_RESERVE_MB
