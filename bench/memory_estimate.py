@@ -57,7 +57,7 @@ def main() -> int:
 
     from boneage.experiment import Experiment
     from boneage.memory.measure import measure, measure_train_step
-    from boneage.memory.model import estimate, profile_experiment
+    from boneage.memory.model import experiment_footprint, peak_memory
     from boneage.models import build_model
     from boneage.shards import read_shard
 
@@ -78,8 +78,8 @@ def main() -> int:
     for backbone, size, batch, fitted in PREDICT:
         model = work / f"{backbone}-{size}.keras"
         build_model(backbone, size).save(model)
-        prof = profile_experiment(Experiment("bench", backbone=backbone, image_size=size))
-        est = estimate(prof, "predict", batch, shard_images=images, stored_size=128)
+        prof = experiment_footprint(Experiment("bench", backbone=backbone, image_size=size))
+        est = peak_memory(prof, "predict", batch, shard_images=images, stored_size=128)
         peak = peak_mb(
             [
                 "predict",
@@ -101,8 +101,8 @@ def main() -> int:
             "bench", backbone=backbone, image_size=size, batch_size=batch, epochs=1, augment=True
         )
         # What the planner uses: the profile job's measured train step, plus the data.
-        prof = measure_train_step(exp, profile_experiment(exp))
-        est = estimate(prof, "train", batch, examples=n_train, stored_size=128)
+        prof = measure_train_step(exp, experiment_footprint(exp))
+        est = peak_memory(prof, "train", batch, examples=n_train, stored_size=128)
         peak = peak_mb(
             [
                 "train",

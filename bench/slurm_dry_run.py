@@ -3,7 +3,7 @@
 Builds an RSNA-layout cohort of N rows (every image a hard link to one of a
 few real PNGs: a file takes at most 65,000 links on ext4, so links are spread
 over one source file per 50,000 images), runs its manifest checkpoint
-(`snakemake --profile local` up to plan.json) and times it, then measures one
+(`snakemake --profile local` up to shards.json) and times it, then measures one
 shard job reading its rows (its byte span of the rows table, against reading
 the whole table as it did before), then times, in the same run:
 
@@ -104,9 +104,9 @@ def make_cohort(root: Path, n: int) -> None:
 ROWS_READ = """
 import resource, sys, time
 from boneage.atomic import load_json, read_tsv, read_tsv_span
-rows, plan, shard, whole = sys.argv[1:5]
+rows, shard_list, shard, whole = sys.argv[1:5]
 start = time.perf_counter()
-meta = load_json(plan)
+meta = load_json(shard_list)
 entry, columns = {s["shard"]: s for s in meta["shards"]}[shard], meta.get("columns")
 table = read_tsv(rows) if whole == "1" else read_tsv_span(rows, entry.get("span"), columns)
 assert len(table.set_index("row").loc[entry["rows"]]) == len(entry["rows"])
@@ -116,8 +116,11 @@ print(time.perf_counter() - start, resource.getrusage(resource.RUSAGE_SELF).ru_m
 
 def rows_read(work: Path, shard: str, whole: bool) -> tuple[float, float]:
     """Seconds and peak MB of a shard job reading its rows: its span, or the whole table."""
-    rows, plan = work / "private/cohorts/big/rows.tsv", work / "results/cohorts/big/plan.json"
-    args = [str(rows), str(plan), shard, "1" if whole else "0"]
+    rows, shard_list = (
+        work / "private/cohorts/big/rows.tsv",
+        work / "results/cohorts/big/shards.json",
+    )
+    args = [str(rows), str(shard_list), shard, "1" if whole else "0"]
     out = subprocess.run(
         [sys.executable, "-c", ROWS_READ, *args], check=True, capture_output=True, text=True
     ).stdout.split()
@@ -187,7 +190,7 @@ def main() -> int:
             str(REPO / "profiles/local"),
             "--cores",
             "2",
-            "results/cohorts/big/plan.json",
+            "results/cohorts/big/shards.json",
             "--forcerun",
             "manifest",
         )[0]
@@ -204,7 +207,7 @@ def main() -> int:
         f"{whole_mb / span_mb:.1f}x); the job asks {ask} MB (target: peak < half of it)"
     )
     profile = str(REPO / "profiles/slurm")
-    shards = len(load_json(work / "results/cohorts/big/plan.json")["shards"])
+    shards = len(load_json(work / "results/cohorts/big/shards.json")["shards"])
     bare = bare_dag(work, shards)  # as many shard jobs as ours plans
     runs: dict[str, list[float]] = {"ours": [], "floor": [], "defaults": []}
     for _ in range(a.repeat):  # interleaved: a slow minute slows all three alike

@@ -2,7 +2,7 @@
 
 Two stages write it. :func:`check_rows` runs the cheap checks on the table
 (paths, labels, sex, duplicates, review decisions) before any pixel is read,
-and :func:`plan_shards` cuts the source into shards; each shard job then
+and :func:`cut_shards` cuts the source into shards; each shard job then
 decodes and QCs its rows; :func:`finalise` merges the shard verdicts back,
 so the final manifest holds every source row once:
 ``rows in = accepted + rejected``.
@@ -159,9 +159,9 @@ def _table_reason(
 
 
 def build_manifest(spec: dict, shard_size: int) -> tuple[pd.DataFrame, list[dict], list[str]]:
-    """Read a cohort source, apply its corrections, check rows and plan shards.
+    """Read a cohort source, apply its corrections, check rows and cut them into shards.
 
-    Returns the checked rows, the shard plan and correction ids that matched
+    Returns the checked rows, the shard list and correction ids that matched
     no source row.
     """
     from boneage.corrections import apply_corrections, read_corrections
@@ -172,10 +172,10 @@ def build_manifest(spec: dict, shard_size: int) -> tuple[pd.DataFrame, list[dict
     if spec.get("corrections"):
         rows, unmatched = apply_corrections(rows, read_corrections(spec["corrections"]))
     checked = check_rows(rows, root, spec.get("missing_sex") or "reject")
-    return checked, plan_shards(checked, shard_size), unmatched
+    return checked, cut_shards(checked, shard_size), unmatched
 
 
-def plan_shards(checked: pd.DataFrame, shard_size: int) -> list[dict[str, Any]]:
+def cut_shards(checked: pd.DataFrame, shard_size: int) -> list[dict[str, Any]]:
     """Cut the source into blocks of ``shard_size`` rows; each block's accepted rows are a shard.
 
     Blocks follow source rows, not accepted rows, so a correction, deletion or
@@ -186,20 +186,20 @@ def plan_shards(checked: pd.DataFrame, shard_size: int) -> list[dict[str, Any]]:
     accepted = checked[checked["status"] == "accepted"].sort_values("row", kind="stable")
     rows = accepted["row"].tolist()
     lines = _digest_lines(accepted)
-    plan = []
+    shards = []
     for block, group in itertools.groupby(zip(rows, lines), key=lambda m: (m[0] - 1) // shard_size):
         members = list(group)
-        plan.append(
+        shards.append(
             {
                 "shard": f"s{int(block):05d}",
                 "rows": [r for r, _ in members],
                 "digest": _digest([line for _, line in members]),
             }
         )
-    return plan
+    return shards
 
 
-def add_spans(plan: list[dict[str, Any]], rows: np.ndarray, lines: np.ndarray | None) -> None:
+def add_spans(shards: list[dict[str, Any]], rows: np.ndarray, lines: np.ndarray | None) -> None:
     """Give each shard the byte span of its rows in the rows table: its job reads only those.
 
     ``rows``: the row number on each line of the table; ``lines``: where each line
@@ -207,11 +207,11 @@ def add_spans(plan: list[dict[str, Any]], rows: np.ndarray, lines: np.ndarray | 
     them (a field with a line break) or with rows out of order, shards get no
     span and each shard job reads the whole table.
     """
-    if lines is None or not plan or (np.diff(rows) <= 0).any():
+    if lines is None or not shards or (np.diff(rows) <= 0).any():
         return
-    first = np.searchsorted(rows, [s["rows"][0] for s in plan])
-    last = np.searchsorted(rows, [s["rows"][-1] for s in plan])
-    for shard, start, end in zip(plan, lines[first], lines[last + 1]):
+    first = np.searchsorted(rows, [s["rows"][0] for s in shards])
+    last = np.searchsorted(rows, [s["rows"][-1] for s in shards])
+    for shard, start, end in zip(shards, lines[first], lines[last + 1]):
         shard["span"] = [int(start), int(end)]
 
 

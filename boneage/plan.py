@@ -1,4 +1,4 @@
-"""What the rules ask of the validated config: paths, shard plans and per-job resources.
+"""What the rules ask of the validated config: paths, shard lists and per-job resources.
 
 ``workflow/rules/common.smk`` builds one :class:`RunPlan` from the config and
 wraps its methods as Snakemake input, params and resource functions, so the
@@ -19,7 +19,7 @@ from boneage.experiment import Experiment
 from boneage.memory.node import (
     Node,
     NodePlan,
-    estimate_mem_mb,
+    coarse_mem_mb,
     plan_node,
     predict_memory_mb,
     table_mem_mb,
@@ -31,13 +31,13 @@ from boneage.weights import weights_file
 
 #: Keys of a cohort entry that name files or folders its manifest reads.
 SOURCE_KEYS = ("csv", "truth", "ground_truth", "table", "corrections", "folder")
-#: What sizes predict jobs: the model's profile, and the calibration job's measurement.
-PROFILE = "results/models/{experiment}/profile.json"
+#: What sizes predict jobs: the model's footprint, and the calibration job's measurement.
+FOOTPRINT = "results/models/{experiment}/footprint.json"
 CALIBRATION = "results/models/{experiment}/calibration.json"
 
 
 #: Steps that run a model: each takes a GPU where the nodes have them (training: one per rank).
-MODEL_STEPS = ("train", "profile", "calibrate", "predict", "saliency")
+MODEL_STEPS = ("train", "footprint", "calibrate", "predict", "saliency")
 
 
 class RunPlan:
@@ -56,7 +56,7 @@ class RunPlan:
         self.shard_path = (
             f"results/cohorts/{{cohort}}/shards/{{shard}}{FORMATS[config['shards']['format']]}"
         )
-        self._shard_plans: dict[tuple[str, int], dict[str, str]] = {}
+        self._shard_digests: dict[tuple[str, int], dict[str, str]] = {}
         self._shard_rows: dict[str, int] = {}
         self._predict_plans: dict[tuple, NodePlan] = {}
         self._folder_stamps: dict[str, str] = {}  # one walk per folder per Snakemake process
@@ -148,23 +148,23 @@ class RunPlan:
 
     # -- shards ---------------------------------------------------------------------------
 
-    def shard_plan(self, plan_path: str) -> dict[str, str]:
-        """{shard: digest} of a manifest's shard plan, read once per file version."""
-        key = (plan_path, os.stat(plan_path).st_mtime_ns)
-        if key not in self._shard_plans:
-            with open(plan_path) as fh:
+    def shard_digests(self, path: str) -> dict[str, str]:
+        """{shard: digest} of a manifest's shard list, read once per file version."""
+        key = (path, os.stat(path).st_mtime_ns)
+        if key not in self._shard_digests:
+            with open(path) as fh:
                 shards = json.load(fh)["shards"]
-            self._shard_plans[key] = {s["shard"]: s["digest"] for s in shards}
-            self._shard_rows[plan_path] = sum(len(s["rows"]) for s in shards)
-        return self._shard_plans[key]
+            self._shard_digests[key] = {s["shard"]: s["digest"] for s in shards}
+            self._shard_rows[path] = sum(len(s["rows"]) for s in shards)
+        return self._shard_digests[key]
 
     def cohort_images(self, cohort: str) -> int:
-        """Images in a cohort's shard plan; 0 before its manifest step has run."""
-        plan_path = f"results/cohorts/{cohort}/plan.json"
-        if not os.path.exists(plan_path):
+        """Images in a cohort's shard list; 0 before its manifest step has run."""
+        path = f"results/cohorts/{cohort}/shards.json"
+        if not os.path.exists(path):
             return 0
-        self.shard_plan(plan_path)
-        return self._shard_rows[plan_path]
+        self.shard_digests(path)
+        return self._shard_rows[path]
 
     def shard_groups(self, shard_ids: Sequence[str]) -> dict[str, list[str]]:
         """Groups of ``predict.group_size`` consecutive shards (grouped predict mode)."""
@@ -230,15 +230,15 @@ class RunPlan:
         """Cores per rank of a train job (each rank gets its share of its node)."""
         return max(1, self._node().cores // self.train_ranks_per_node())
 
-    def train_mem_mb(self, experiment: str, profile: str, index_paths: Sequence[str]) -> int:
-        """Memory per node of a train job: its ranks there x the estimate (profile.json)."""
+    def train_mem_mb(self, experiment: str, footprint: str, index_paths: Sequence[str]) -> int:
+        """Memory per node of a train job: its ranks there x the estimate (footprint.json)."""
         examples = 0
         for index in index_paths:
             if os.path.exists(index):
                 with open(index) as fh:
                     examples += sum(s["images"] for s in json.load(fh)["shards"])
         return train_memory_mb(
-            profile,
+            footprint,
             self.experiment(experiment),
             self.train_ranks_per_node(),
             examples,
@@ -255,35 +255,35 @@ class RunPlan:
         return f"--batch-size {self.config['predict']['batch_size']}{tta}"
 
     def predict_inputs(self) -> dict[str, str]:
-        """The one file a predict job is sized by: its calibration, else the model's profile.
+        """The one file a predict job is sized by: its calibration, else the model's footprint.
 
-        A pattern in ``{experiment}``, not a function: a 10,000-shard plan calls no
+        A pattern in ``{experiment}``, not a function: a 10,000-shard run calls no
         input function for it. One file, since each input costs Snakemake time per
-        job; the calibration is made from the profile and the model, so a predict
+        job; the calibration is made from the footprint and the model, so a predict
         job still follows (and reruns after) both.
         """
         if self.config["predict"]["calibrate"]:
             return {"calibration": CALIBRATION}
-        return {"profile": PROFILE}
+        return {"footprint": FOOTPRINT}
 
     def predict_plan(self, experiment: str, measured: bool = True) -> NodePlan:
         """The node plan for predict processes: memory measured, else estimated.
 
         ``measured``: use the experiment's calibration when there is one (False
-        for the calibration job itself, sized by the profile). Cached per file
+        for the calibration job itself, sized by the footprint). Cached per file
         version: every predict job of a 10,000-shard cohort asks.
         """
-        profile = PROFILE.format(experiment=experiment)
+        footprint = FOOTPRINT.format(experiment=experiment)
         calibration = CALIBRATION.format(experiment=experiment) if measured else None
         stamp = tuple(
             os.stat(p).st_mtime_ns if p and os.path.exists(p) else None
-            for p in (profile, calibration)
+            for p in (footprint, calibration)
         )
-        key = (profile, calibration, stamp)
+        key = (footprint, calibration, stamp)
         if key not in self._predict_plans:
             node, cfg = self._node(), self.config
             mem, _ = predict_memory_mb(
-                profile,
+                footprint,
                 calibration,
                 cfg["image_size"],
                 cfg["shards"]["size"],
@@ -308,8 +308,8 @@ class RunPlan:
         return table_mem_mb(tables * sum(self.cohort_images(c) for c in cohorts))
 
     def step_mem_mb(self, step: str) -> int:
-        """The coarse memory figure of a step (before any profile or measurement exists)."""
-        return estimate_mem_mb(step, self.config["image_size"], self.config["shards"]["size"])
+        """The coarse memory figure of a step (before any footprint or measurement exists)."""
+        return coarse_mem_mb(step, self.config["image_size"], self.config["shards"]["size"])
 
     def run_info(self) -> str:
         """JSON for the report: the coarse memory figure of each step (same in a dry run)."""

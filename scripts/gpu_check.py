@@ -1,4 +1,4 @@
-"""The first GPU machine's check: the tiny workflow through the dgx profile on its GPUs.
+"""The first GPU machine's check: the tiny workflow through the dgx footprint on its GPUs.
 
     bash scripts/gpu-check.sh [RESULTS.json]      (builds the GPU stack first)
     .venv/bin/python scripts/gpu_check.py [--out RESULTS.json] [--keep DIR]
@@ -61,16 +61,16 @@ def boneage(*args: str, gpu: bool) -> subprocess.CompletedProcess[str]:
 
 def check_training(work: Path, ranks: int, problems: list[str]) -> dict[str, Any]:
     """Per experiment: ranks, their GPUs, and peak GPU memory against the planner's."""
-    from boneage.memory.model import ModelProfile
+    from boneage.memory.model import ModelFootprint
     from boneage.memory.model import gpu_memory_mb as planned_mb
 
     rows: dict[str, Any] = {}
     for name in EXPERIMENTS:
         models = work / "results/models" / name
         train = json.loads((models / "train.json").read_text())
-        profile = ModelProfile.load(models / "profile.json")
+        footprint = ModelFootprint.load(models / "footprint.json")
         exp = train["experiment"]
-        planned = planned_mb(profile, exp["batch_size"], "train", exp["optimizer"])
+        planned = planned_mb(footprint, exp["batch_size"], "train", exp["optimizer"])
         rows[name] = {
             "ranks": train["world_size"],
             "rank_gpus": train["rank_gpus"],
@@ -182,7 +182,7 @@ def main() -> int:
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     start = time.perf_counter()
-    proc = snakemake(work, "--config", f"distributed={{ranks: {ranks}}}", profile="dgx")
+    proc = snakemake(work, "--config", f"distributed={{ranks: {ranks}}}", footprint="dgx")
     results["workflow_seconds"] = round(time.perf_counter() - start, 1)
     if proc.returncode:
         problems.append(f"the workflow failed:\n{tail(proc)}")

@@ -26,7 +26,7 @@ from dataclasses import asdict  # noqa: E402
 
 from boneage import gpus  # noqa: E402
 from boneage.launch import gpu_count, gpu_memory_mb  # noqa: E402
-from boneage.memory.model import ModelProfile, gpu_batch_size  # noqa: E402
+from boneage.memory.model import ModelFootprint, gpu_batch_size  # noqa: E402
 from boneage.memory.model import gpu_memory_mb as planned  # noqa: E402
 from boneage.memory.node import Node  # noqa: E402
 
@@ -91,7 +91,7 @@ profiles = json.load(open("docs/gpu-host/profiles.json"))
 mem = r["gpu_memory_mb"]
 rows = {}
 for key, p in profiles.items():
-    prof = ModelProfile(**p)
+    prof = ModelFootprint(**p)
     row = {
         "train_batch": gpu_batch_size(prof, mem, step="train"),
         "predict_batch": gpu_batch_size(prof, mem, step="predict"),

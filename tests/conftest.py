@@ -59,7 +59,7 @@ def tiny_cohort(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_shards(tmp_path_factory, tiny_cohort) -> tuple[list[str], pd.DataFrame]:
     """The tiny cohort ingested at 32 px into Zarr shards of 12, with its split."""
-    from boneage.manifest import check_rows, finalise, plan_shards
+    from boneage.manifest import check_rows, cut_shards, finalise
     from boneage.shards import build_shard
     from boneage.sources.rsna import read_rsna
     from boneage.split import make_split
@@ -69,7 +69,7 @@ def tiny_shards(tmp_path_factory, tiny_cohort) -> tuple[list[str], pd.DataFrame]
     checked = check_rows(rows, tiny_cohort / "images")
     by_row = checked.set_index("row")
     paths, verdicts = [], []
-    for plan in plan_shards(checked, 12):
+    for plan in cut_shards(checked, 12):
         path = out / f"{plan['shard']}.zarr"
         verdicts.append(
             build_shard(by_row.loc[plan["rows"]].reset_index(), path, 32, plan["shard"])
@@ -81,14 +81,14 @@ def tiny_shards(tmp_path_factory, tiny_cohort) -> tuple[list[str], pd.DataFrame]
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """A random-weight small_cnn for 32 px input, saved with its memory profile beside it."""
+    """A random-weight small_cnn for 32 px input, saved with its footprint beside it."""
     from boneage.experiment import Experiment
-    from boneage.memory.model import profile_experiment
+    from boneage.memory.model import experiment_footprint
     from boneage.models import build_model
 
     out = tmp_path_factory.mktemp("model")
     build_model("small_cnn", 32, 100.0, 40.0).save(out / "model.keras")
-    profile_experiment(Experiment("tiny", image_size=32)).save(out / "profile.json")
+    experiment_footprint(Experiment("tiny", image_size=32)).save(out / "footprint.json")
     return out / "model.keras"
 
 

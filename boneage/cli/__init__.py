@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 #: Steps that run a model: each takes one GPU where there are GPUs (a training rank takes
 #: the one its launcher claimed for it). Every other step sees none (boneage.gpus).
-GPU_STEPS = {"profile", "probe-train", "train", "calibrate", "predict", "saliency", "estimate"}
+GPU_STEPS = {"footprint", "probe-train", "train", "calibrate", "predict", "saliency", "estimate"}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,16 +21,18 @@ from boneage.config import section_defaults
 
 
 def cmd_manifest(a: argparse.Namespace) -> None:
-    """Check source rows and plan the shards."""
+    """Check source rows and cut them into shards (the shard list)."""
     from boneage.manifest import add_spans, build_manifest
 
-    checked, plan, unmatched = build_manifest(load_json(a.spec), a.shard_size)
-    add_spans(plan, checked["row"].to_numpy(), write_tsv_indexed(a.rows, checked))
+    checked, shards, unmatched = build_manifest(load_json(a.spec), a.shard_size)
+    add_spans(shards, checked["row"].to_numpy(), write_tsv_indexed(a.rows, checked))
     columns = tsv_dtypes(checked)  # a shard job reads its span of the rows as these
-    write_json(a.plan, {"shards": plan, "columns": columns, "unmatched_corrections": unmatched})
+    write_json(
+        a.shard_list, {"shards": shards, "columns": columns, "unmatched_corrections": unmatched}
+    )
     print(
         f"{len(checked)} rows: {int((checked.status == 'accepted').sum())} pass table checks, "
-        f"{len(plan)} shards"
+        f"{len(shards)} shards"
     )
     if unmatched:
         print(
@@ -43,19 +45,21 @@ def cmd_shard(a: argparse.Namespace) -> None:
     """Decode, QC and preprocess one shard."""
     from boneage.shards import build_shard
 
-    shard_plan = load_json(a.plan)
-    plan = {s["shard"]: s for s in shard_plan["shards"]}
-    if a.shard not in plan:
-        sys.exit(f"shard {a.shard!r} is not in {a.plan}")
-    entry = plan[a.shard]
+    shard_list = load_json(a.shard_list)
+    by_name = {s["shard"]: s for s in shard_list["shards"]}
+    if a.shard not in by_name:
+        sys.exit(f"shard {a.shard!r} is not in {a.shard_list}")
+    entry = by_name[a.shard]
     try:  # a span of another rows table: unparseable, or other rows
-        rows = read_tsv_span(a.rows, entry.get("span"), shard_plan.get("columns"))
+        rows = read_tsv_span(a.rows, entry.get("span"), shard_list.get("columns"))
         rows = rows.set_index("row")
         mismatch = bool(set(entry["rows"]).difference(rows.index))
     except ValueError:
         mismatch = True
     if mismatch:
-        sys.exit(f"{a.rows} does not hold the rows {a.plan} gives {a.shard}: rerun the manifest")
+        sys.exit(
+            f"{a.rows} does not hold the rows {a.shard_list} gives {a.shard}: rerun the manifest"
+        )
     rows = rows.loc[entry["rows"]].reset_index()
     verdicts = build_shard(rows, a.out, a.size, a.shard)
     write_tsv(a.qc, verdicts)
@@ -89,11 +93,11 @@ def register(sub) -> None:
     s.add_argument("--spec", required=True, help="the cohort's config entry: a JSON file")
     s.add_argument("--shard-size", type=int, default=section_defaults("shards")["size"])
     s.add_argument("--rows", required=True, help="output: checked rows (TSV)")
-    s.add_argument("--plan", required=True, help="output: shard plan (JSON)")
+    s.add_argument("--shard-list", required=True, help="output: the shard list (JSON)")
 
     s = add_step(sub, "shard", cmd_shard)
     s.add_argument("--rows", required=True)
-    s.add_argument("--plan", required=True)
+    s.add_argument("--shard-list", required=True, help="the manifest's shard list (JSON)")
     s.add_argument("--shard", required=True)
     s.add_argument("--size", type=int, required=True)
     s.add_argument("--out", required=True, help="output shard (.zarr or .h5)")

@@ -20,10 +20,10 @@ def cmd_calibrate(a: argparse.Namespace) -> None:
 
     result = calibrate_predict(a.model, a.shard, a.threads or 1, tta=a.tta, batch_size=a.batch_size)
     write_json(a.out, result)
-    estimate = f" (estimate {result['estimate_mb']:.0f} MB)" if "estimate_mb" in result else ""
+    modelled = f" (estimate {result['estimate_mb']:.0f} MB)" if "estimate_mb" in result else ""
     print(
         f"predict on {result['images']} images: peak RSS {result['peak_rss_mb']:.0f} MB"
-        f"{estimate}, {result['images_per_s']:.1f} images/s with {a.threads or 1} thread(s)"
+        f"{modelled}, {result['images_per_s']:.1f} images/s with {a.threads or 1} thread(s)"
     )
 
 
@@ -146,9 +146,9 @@ def cmd_plan(a: argparse.Namespace) -> None:
         if a.proc_mem:
             proc_mb = parse_size_mb(a.proc_mem)
         else:
-            size = load_json(a.profile)["image_size"] if a.profile else 0
+            size = load_json(a.footprint)["image_size"] if a.footprint else 0
             proc_mb, source = predict_memory_mb(
-                a.profile, a.calibration, size, a.shard_size, margin=a.margin
+                a.footprint, a.calibration, size, a.shard_size, margin=a.margin
             )
             print(f"one predict process: {proc_mb} MB ({source})")
         plan = plan_node(parse_size_mb(a.node_mem), a.node_cores, proc_mb, parse_size_mb(a.reserve))
@@ -195,10 +195,10 @@ def register(sub) -> None:
     proc = s.add_mutually_exclusive_group(required=True)
     proc.add_argument("--proc-mem", help="peak memory of one process, e.g. 11G")
     proc.add_argument("--calibration", help="a calibration.json: its measured peak + margin")
-    proc.add_argument("--profile", help="a profile.json: the model-based predict estimate")
+    proc.add_argument("--footprint", help="a footprint.json: the model-based predict estimate")
     cluster = section_defaults("cluster")
     shard_size = section_defaults("shards")["size"]
-    s.add_argument("--shard-size", type=int, default=shard_size, help="with --profile")
+    s.add_argument("--shard-size", type=int, default=shard_size, help="with --footprint")
     s.add_argument(
         "--margin", type=float, default=cluster["memory_margin"], help="headroom over a peak"
     )

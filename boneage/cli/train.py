@@ -1,4 +1,4 @@
-"""Steps of ``workflow/rules/train.smk``: model profile, launcher, training."""
+"""Steps of ``workflow/rules/train.smk``: model footprint, launcher, training."""
 
 from __future__ import annotations
 
@@ -22,29 +22,29 @@ def experiment_arg(value: str) -> Experiment:
     return Experiment.from_dict(str(name), settings)
 
 
-def cmd_profile(a: argparse.Namespace) -> None:
+def cmd_footprint(a: argparse.Namespace) -> None:
     """Count a model's parameters and activations, and measure a train step (for memory)."""
     from boneage.memory.measure import measure_train_step
-    from boneage.memory.model import estimate, profile_experiment
+    from boneage.memory.model import experiment_footprint, peak_memory
 
     exp = experiment_arg(a.experiment)
-    profile = profile_experiment(exp)
+    footprint = experiment_footprint(exp)
     if not a.no_probe:
-        profile = measure_train_step(exp, profile)
-    profile.save(a.out)
+        footprint = measure_train_step(exp, footprint)
+    footprint.save(a.out)
     batch = exp.host_batch
     print(
-        f"{profile.backbone} at {profile.image_size} px: {profile.params:,} parameters, "
-        f"{profile.activations:,} activation floats per image"
+        f"{footprint.backbone} at {footprint.image_size} px: {footprint.params:,} parameters, "
+        f"{footprint.activations:,} activation floats per image"
     )
-    if profile.train_peak_mb:
-        print(f"train step measured: {profile.train_peak_mb:,.0f} MB peak RSS at batch {batch}")
-    print(f"train (batch {batch}): {estimate(profile, 'train', batch).describe()}")
-    print(f"predict (batch 64): {estimate(profile, 'predict', 64).describe()}")
+    if footprint.train_peak_mb:
+        print(f"train step measured: {footprint.train_peak_mb:,.0f} MB peak RSS at batch {batch}")
+    print(f"train (batch {batch}): {peak_memory(footprint, 'train', batch).describe()}")
+    print(f"predict (batch 64): {peak_memory(footprint, 'predict', 64).describe()}")
 
 
 def cmd_probe_train(a: argparse.Namespace) -> None:
-    """A few train steps on random data (run by profile, which measures its memory)."""
+    """A few train steps on random data (run by `boneage footprint`, which measures its memory)."""
     from boneage.memory.measure import probe_train_step
 
     probe_train_step(experiment_arg(a.experiment), a.steps)
@@ -120,7 +120,7 @@ def register(sub) -> None:
         help="a backbone to fetch (repeat for more; default: those config.yaml asks for)",
     )
     s.add_argument("--config", default="config.yaml", help="default: %(default)s")
-    s = add_step(sub, "profile", cmd_profile)
+    s = add_step(sub, "footprint", cmd_footprint)
     s.add_argument(
         "--experiment", required=True, help="experiment settings: a JSON file (or inline JSON)"
     )

@@ -1,6 +1,6 @@
 """Sizing, in one home: how much memory a step's process takes, and how a node is shared.
 
-* :mod:`boneage.memory.model`: the model-based estimate (a :class:`ModelProfile`
+* :mod:`boneage.memory.model`: the model-based estimate (a :class:`ModelFootprint`
   of the model's parameters and layer outputs -> the peak RSS of a process),
   and the largest batch a GPU holds;
 * :mod:`boneage.memory.measure`: peak RSS of a child process, and of a few

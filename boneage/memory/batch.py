@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from boneage.experiment import AUTO_CPU_BATCH, PREDICT_CPU_BATCH, PREDICT_GPU_LIMIT, Experiment
 from boneage.launch import gpu_memory_mb
-from boneage.memory.model import gpu_batch_size, profile_experiment, profile_model
+from boneage.memory.model import experiment_footprint, gpu_batch_size, model_footprint
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,8 @@ def resolve_batch_size(exp: Experiment) -> Experiment:
     gpu_mb = gpu_memory_mb()
     if gpu_mb is None:
         return replace(exp, batch_size=AUTO_CPU_BATCH)
-    profile = profile_experiment(exp)
-    batch = gpu_batch_size(profile, gpu_mb, exp.optimizer)
+    footprint = experiment_footprint(exp)
+    batch = gpu_batch_size(footprint, gpu_mb, exp.optimizer)
     log.info(f"batch_size auto: {batch} per GPU ({gpu_mb:,.0f} MB)")
     return replace(exp, batch_size=batch)
 
@@ -37,6 +37,6 @@ def predict_batch(model, batch_size: int | str) -> int:
     gpu_mb = gpu_memory_mb()
     if gpu_mb is None:
         return PREDICT_CPU_BATCH
-    batch = gpu_batch_size(profile_model(model), gpu_mb, limit=PREDICT_GPU_LIMIT, step="predict")
+    batch = gpu_batch_size(model_footprint(model), gpu_mb, limit=PREDICT_GPU_LIMIT, step="predict")
     log.info(f"batch_size auto: {batch} ({gpu_mb:,.0f} MB GPU)")
     return batch

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from boneage.memory.measure import measure
-from boneage.memory.model import ModelProfile, estimate, predict_host_batch
+from boneage.memory.model import ModelFootprint, peak_memory, predict_host_batch
 
 
 def predict_command(
@@ -58,10 +58,10 @@ def calibrate_predict(
         **asdict(m),
         "images_per_s": len(meta) / m.wall_s if m.wall_s else 0.0,
     }
-    profile_path = Path(model).with_name("profile.json")
-    if profile_path.exists():
-        est = estimate(
-            ModelProfile.load(profile_path),
+    footprint_path = Path(model).with_name("footprint.json")
+    if footprint_path.exists():
+        est = peak_memory(
+            ModelFootprint.load(footprint_path),
             "predict",
             predict_host_batch(batch_size, gpu_count()),
             threads=threads,

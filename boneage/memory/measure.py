@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from boneage.experiment import Experiment
-from boneage.memory.model import ModelProfile
+from boneage.memory.model import ModelFootprint
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,8 @@ def probe_train_step(e: Experiment, steps: int = 3) -> None:
         step({"image": x, "sex": sex}, rng.uniform(0, 228, (batch, 1)).astype(np.float32))
 
 
-def measure_train_step(exp: Experiment, profile: ModelProfile) -> ModelProfile:
-    """``profile`` with the measured peak RSS of a few train steps (a child process)."""
+def measure_train_step(exp: Experiment, footprint: ModelFootprint) -> ModelFootprint:
+    """``footprint`` with the measured peak RSS of a few train steps (a child process)."""
     import dataclasses
 
     m = measure(
@@ -114,5 +114,5 @@ def measure_train_step(exp: Experiment, profile: ModelProfile) -> ModelProfile:
     if m.returncode:
         raise RuntimeError(f"the train-step probe failed (exit {m.returncode}); see the log")
     return dataclasses.replace(
-        profile, train_peak_mb=round(m.peak_rss_mb, 1), probe_batch=exp.host_batch
+        footprint, train_peak_mb=round(m.peak_rss_mb, 1), probe_batch=exp.host_batch
     )

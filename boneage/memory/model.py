@@ -1,8 +1,8 @@
 """Peak memory of a train or predict process, estimated from the model.
 
-A :class:`ModelProfile` counts what a Keras model holds: parameters, and the
-floats each layer outputs per image at the input size. :func:`estimate` turns
-a profile into the peak resident memory of one process:
+A :class:`ModelFootprint` counts what a Keras model holds: parameters, and the
+floats each layer outputs per image at the input size. :func:`peak_memory` turns
+a footprint into the peak resident memory of one process:
 
 * runtime: the Python + TensorFlow + Keras process before any model
   (measured for TF 2.17 on CPU; a CUDA context would add host memory that
@@ -59,7 +59,7 @@ def predict_host_batch(batch_size: int | str, gpus: int = 0) -> int:
 
 
 @dataclass(frozen=True)
-class ModelProfile:
+class ModelFootprint:
     """What a model holds, per image where it scales with the batch."""
 
     backbone: str
@@ -78,13 +78,13 @@ class ModelProfile:
         write_json(path, asdict(self))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "ModelProfile":
+    def load(cls, path: str | os.PathLike[str]) -> "ModelFootprint":
         with open(path) as fh:
             return cls(**json.load(fh))
 
 
 @dataclass(frozen=True)
-class MemoryEstimate:
+class PeakMemory:
     """Peak resident memory of one process, by part (MB)."""
 
     runtime: float
@@ -126,7 +126,7 @@ def _floats(tensors) -> int:
     return total
 
 
-def profile_model(model, backbone: str = "", image_size: int = 0) -> ModelProfile:
+def model_footprint(model, backbone: str = "", image_size: int = 0) -> ModelFootprint:
     """Count a built Keras functional model's parameters and per-image layer outputs."""
     import numpy as np
 
@@ -135,19 +135,19 @@ def profile_model(model, backbone: str = "", image_size: int = 0) -> ModelProfil
         if layer._inbound_nodes and layer.__class__.__name__ != "InputLayer":  # noqa: SLF001
             activations += _floats(layer._inbound_nodes[0].output_tensors)  # noqa: SLF001
     trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    return ModelProfile(backbone, image_size, int(model.count_params()), trainable, activations)
+    return ModelFootprint(backbone, image_size, int(model.count_params()), trainable, activations)
 
 
-def profile_experiment(exp: Experiment) -> ModelProfile:
-    """Build the experiment's model (random weights) and profile it."""
+def experiment_footprint(exp: Experiment) -> ModelFootprint:
+    """Build the experiment's model (random weights) and count its footprint."""
     from boneage.models import build_model
 
     model = build_model(exp.backbone, exp.image_size, loss=exp.loss, sex_mode=exp.sex_mode)
-    return profile_model(model, exp.backbone, exp.image_size)
+    return model_footprint(model, exp.backbone, exp.image_size)
 
 
-def estimate(
-    profile: ModelProfile,
+def peak_memory(
+    footprint: ModelFootprint,
     step: str,
     batch_size: int,
     *,
@@ -158,7 +158,7 @@ def estimate(
     cache_mb: float = 2048.0,
     shard_images: int = 0,
     tta_views: int = 1,
-) -> MemoryEstimate:
+) -> PeakMemory:
     """Peak memory of one ``step`` ("train" or "predict") process; see the module doc.
 
     ``examples`` is the training examples a rank reads (its cache), and
@@ -167,48 +167,48 @@ def estimate(
     """
     if step not in ("train", "predict"):
         raise ValueError(f"no memory model for step {step!r}")
-    stored = stored_size or profile.image_size
+    stored = stored_size or footprint.image_size
     runtime = RUNTIME_MB + THREAD_MB * threads
-    weights = 4 * profile.params / MB
-    image_floats = profile.image_size**2  # one float32 input image
+    weights = 4 * footprint.params / MB
+    image_floats = footprint.image_size**2  # one float32 input image
     if step == "train":
-        if profile.train_peak_mb and profile.probe_batch == batch_size:
+        if footprint.train_peak_mb and footprint.probe_batch == batch_size:
             # Measured beats modelled: the traced train graph of some networks
             # (inceptionv3: ~780 MB at any batch) has no term in the model below.
-            runtime = profile.train_peak_mb + TRAIN_PIPELINE_MB
-            return MemoryEstimate(
+            runtime = footprint.train_peak_mb + TRAIN_PIPELINE_MB
+            return PeakMemory(
                 runtime,
                 0.0,
                 0.0,
                 0.0,
                 0.0,
-                _train_data(profile, batch_size, examples, stored, cache_mb),
+                _train_data(footprint, batch_size, examples, stored, cache_mb),
             )
-        gradients = 4 * profile.trainable / MB
+        gradients = 4 * footprint.trainable / MB
         optimizer_mb = OPTIMIZER_SLOTS.get(optimizer, 2) * gradients
-        activations = BACKWARD * 4 * batch_size * profile.activations / MB
+        activations = BACKWARD * 4 * batch_size * footprint.activations / MB
         runtime += TRAIN_PIPELINE_MB
-        data = _train_data(profile, batch_size, examples, stored, cache_mb)
-        return MemoryEstimate(runtime, weights, gradients, optimizer_mb, activations, data)
-    activations = 4 * batch_size * profile.activations / MB
+        data = _train_data(footprint, batch_size, examples, stored, cache_mb)
+        return PeakMemory(runtime, weights, gradients, optimizer_mb, activations, data)
+    activations = 4 * batch_size * footprint.activations / MB
     data = shard_images * stored**2 / MB + 2 * 4 * batch_size * image_floats * tta_views / MB
-    return MemoryEstimate(runtime, weights, 0.0, 0.0, activations, data)
+    return PeakMemory(runtime, weights, 0.0, 0.0, activations, data)
 
 
 def _train_data(
-    profile: ModelProfile, batch_size: int, examples: int, stored: int, cache_mb: float
+    footprint: ModelFootprint, batch_size: int, examples: int, stored: int, cache_mb: float
 ) -> float:
     """A training process's data: its example cache, the shuffle buffer, batches in flight."""
     cached = examples * stored**2 / MB
     return (
         (cached if cached <= cache_mb else 0.0)
         + min(SHUFFLE_BUFFER, examples or SHUFFLE_BUFFER) * stored**2 / MB
-        + 3 * 4 * batch_size * profile.image_size**2 / MB
+        + 3 * 4 * batch_size * footprint.image_size**2 / MB
     )  # a batch in flight, prefetched, augmented
 
 
 def gpu_batch_size(
-    profile: ModelProfile,
+    footprint: ModelFootprint,
     gpu_mem_mb: float,
     optimizer: str = _EXP_OPTIMIZER,
     fill: float = 0.85,
@@ -220,12 +220,12 @@ def gpu_batch_size(
     budget = gpu_mem_mb * fill
 
     def fits(batch: int) -> bool:
-        return gpu_memory_mb(profile, batch, step, optimizer) <= budget
+        return gpu_memory_mb(footprint, batch, step, optimizer) <= budget
 
     if not fits(1):
         raise ValueError(
-            f"{profile.backbone} at {profile.image_size} px needs "
-            f"{gpu_memory_mb(profile, 1, step, optimizer):,.0f} MB for one image; "
+            f"{footprint.backbone} at {footprint.image_size} px needs "
+            f"{gpu_memory_mb(footprint, 1, step, optimizer):,.0f} MB for one image; "
             f"the GPU has {gpu_mem_mb:,.0f} MB"
         )
     batch = 1
@@ -235,11 +235,11 @@ def gpu_batch_size(
 
 
 def gpu_memory_mb(
-    profile: ModelProfile, batch_size: int, step: str = "train", optimizer: str = _EXP_OPTIMIZER
+    footprint: ModelFootprint, batch_size: int, step: str = "train", optimizer: str = _EXP_OPTIMIZER
 ) -> float:
     """GPU memory one process takes at ``batch_size``: :data:`GPU_RESERVE_MB`, the model's
     state (training: weights, gradients, optimizer slots; predict: weights) and the batch's
-    activations (as in :func:`estimate`, without the host-side runtime and data)."""
-    state = estimate(profile, step, 0, optimizer=optimizer)
-    per_image = (BACKWARD if step == "train" else 1.0) * 4 * profile.activations / MB
+    activations (as in :func:`peak_memory`, without the host-side runtime and data)."""
+    state = peak_memory(footprint, step, 0, optimizer=optimizer)
+    per_image = (BACKWARD if step == "train" else 1.0) * 4 * footprint.activations / MB
     return GPU_RESERVE_MB + state.model + batch_size * per_image

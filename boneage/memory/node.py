@@ -2,7 +2,7 @@
 
 Memory comes, best first, from a measurement (``boneage calibrate``: predict
 on one shard, peak RSS), the model-based estimate (boneage.memory.model, from the
-experiment's ``profile.json``), or the coarse per-step figures below when
+experiment's ``footprint.json``), or the coarse per-step figures below when
 neither file exists yet (a dry run before training). :func:`plan_node` then
 decides how many such processes share a node and how many threads each gets;
 the rules' ``mem_mb`` and ``threads`` (``cpus_per_task`` on Slurm) come
@@ -22,7 +22,7 @@ from pathlib import Path
 from boneage.config import section_defaults
 from boneage.experiment import Experiment
 from boneage.launch import gpu_count
-from boneage.memory.model import ModelProfile, estimate, predict_host_batch
+from boneage.memory.model import ModelFootprint, peak_memory, predict_host_batch
 
 TF_RUNTIME_MB = 700
 #: Memory kept free on a node for the OS and the scheduler's daemons (MB).
@@ -35,8 +35,8 @@ PYTHON_MB = 250
 JOB_OVERHEAD_MB = 300
 
 
-def estimate_mem_mb(step: str, image_size: int, shard_size: int, batch_size: int = 32) -> int:
-    """Coarse peak memory (MB) of one ``step`` job, for when no profile or measurement exists."""
+def coarse_mem_mb(step: str, image_size: int, shard_size: int, batch_size: int = 32) -> int:
+    """Coarse peak memory (MB) of one ``step`` job, for when no footprint or measurement exists."""
     pixels_mb = image_size * image_size / 2**20
     if step == "shard":
         # One decoded full-size film (up to ~40 MPixel float32) plus the shard's images.
@@ -248,7 +248,7 @@ def with_margin(peak_mb: float, margin: float = MARGIN) -> int:
 
 
 def predict_memory_mb(
-    profile: str | None,
+    footprint: str | None,
     calibration: str | None,
     image_size: int,
     shard_size: int,
@@ -268,10 +268,10 @@ def predict_memory_mb(
     measured = _read_json(calibration)
     if measured:
         return with_margin(measured["peak_rss_mb"], margin), "measured"
-    prof = _read_json(profile)
-    if prof:
-        est = estimate(
-            ModelProfile(**prof),
+    fp = _read_json(footprint)
+    if fp:
+        est = peak_memory(
+            ModelFootprint(**fp),
             "predict",
             batch_size,
             shard_images=shard_size,
@@ -279,11 +279,11 @@ def predict_memory_mb(
             tta_views=5 if tta else 1,
         )
         return with_margin(est.total, margin), "estimated"
-    return estimate_mem_mb("predict", image_size, shard_size, batch_size), "default"
+    return coarse_mem_mb("predict", image_size, shard_size, batch_size), "default"
 
 
 def train_memory_mb(
-    profile: str | None,
+    footprint: str | None,
     exp: Experiment,
     ranks: int,
     examples: int,
@@ -297,12 +297,12 @@ def train_memory_mb(
     examples are shared among them.
     """
     batch = exp.host_batch
-    prof = _read_json(profile)
-    if not prof:
-        return ranks * estimate_mem_mb("train", image_size, 0, batch)
+    fp = _read_json(footprint)
+    if not fp:
+        return ranks * coarse_mem_mb("train", image_size, 0, batch)
 
-    est = estimate(
-        ModelProfile(**prof),
+    est = peak_memory(
+        ModelFootprint(**fp),
         "train",
         batch,
         optimizer=exp.optimizer,

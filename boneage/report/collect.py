@@ -64,7 +64,7 @@ def report_files(
         "predictions": [f"{r}/predictions/{s}/{c}.tsv" for s in scored for c in cohorts],
         "saliency": [f"{r}/saliency/{e}/{c}.npz" for e in experiments for c in cohorts],
         "benchmarks": [f"{b}/{step}/{c}.tsv" for step in per_cohort for c in cohorts]
-        + [f"{b}/{step}/{e}.tsv" for step in ("profile", "train") for e in experiments]
+        + [f"{b}/{step}/{e}.tsv" for step in ("footprint", "train") for e in experiments]
         + ([f"{b}/calibrate/{e}.tsv" for e in experiments] if calibrating else [])
         + [
             f"{b}/{step}/{e}/{c}.tsv"

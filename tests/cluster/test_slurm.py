@@ -67,7 +67,7 @@ def slurm_run(slurm, tmp_path_factory):
 def test_every_heavy_job_goes_through_sbatch(slurm_run):
     work, out = slurm_run
     submitted = re.findall(r"Job (\d+) has been submitted with SLURM jobid (\d+)", out)
-    # synth, manifest, 3 x shard, profile_model, train_model, calibrate, 3 x predict,
+    # synth, manifest, 3 x shard, model_footprint, train_model, calibrate, 3 x predict,
     # saliency; the tiny steps are localrules (no sbatch, no status poll).
     assert len({job for job, _ in submitted}) == 12
     # Each job's Slurm log is named by its job id (profile: keep successful logs).
@@ -77,7 +77,7 @@ def test_every_heavy_job_goes_through_sbatch(slurm_run):
         "synth",
         "manifest",
         "shard",
-        "profile_model",
+        "model_footprint",
         "train_model",
         "calibrate",
         "predict",

@@ -29,7 +29,7 @@ NODES, GPUS, NODE_CPUS, NODE_MEM_MB = 2, 2, 4, 6144
 #: One rank per GPU on every node (on the command line: it overrides the profile's ranks).
 RANKS = ["--config", f"distributed={{ranks: {NODES * GPUS}, nodes: {NODES}}}"]
 #: The rules that run a model (a GPU each; training one a rank).
-GPU_RULES = {"profile_model", "train_model", "calibrate", "predict", "saliency"}
+GPU_RULES = {"model_footprint", "train_model", "calibrate", "predict", "saliency"}
 
 
 @pytest.fixture(scope="module")

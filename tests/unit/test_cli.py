@@ -26,7 +26,7 @@ def test_check_config_cli(tmp_path):
 
 
 def _manifest(tmp_path, tiny_cohort, shard_size: int = 25):
-    rows, plan = tmp_path / "rows.tsv", tmp_path / "plan.json"
+    rows, shard_list = tmp_path / "rows.tsv", tmp_path / "shards.json"
     spec = {
         "source": "synthetic",
         "csv": str(tiny_cohort / "labels.csv"),
@@ -35,26 +35,26 @@ def _manifest(tmp_path, tiny_cohort, shard_size: int = 25):
     }
     main(
         ["manifest", "--spec", json.dumps(spec), "--shard-size", str(shard_size)]
-        + ["--rows", str(rows), "--plan", str(plan)]
+        + ["--rows", str(rows), "--shard-list", str(shard_list)]
     )
-    return rows, plan
+    return rows, shard_list
 
 
-def _shard(rows, plan, shard: str, out, qc) -> None:
+def _shard(rows, shard_list, shard: str, out, qc) -> None:
     main(
-        ["shard", "--rows", str(rows), "--plan", str(plan), "--shard", shard]
+        ["shard", "--rows", str(rows), "--shard-list", str(shard_list), "--shard", shard]
         + ["--size", "24", "--out", str(out), "--qc", str(qc)]
     )
 
 
 def test_a_shard_job_reads_only_its_rows(tmp_path, tiny_cohort):
     """At a million rows the table is about 140 MB: a shard job reads its span of it, not all."""
-    rows, plan = _manifest(tmp_path, tiny_cohort, shard_size=10)
-    shards = json.loads(plan.read_text())["shards"]
+    rows, shard_list = _manifest(tmp_path, tiny_cohort, shard_size=10)
+    shards = json.loads(shard_list.read_text())["shards"]
     spans = [s["span"] for s in shards]
     assert spans[0][0] == len(rows.read_bytes().split(b"\n")[0]) + 1
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
-    _shard(rows, plan, "s00002", tmp_path / "a.h5", tmp_path / "a.tsv")
+    _shard(rows, shard_list, "s00002", tmp_path / "a.h5", tmp_path / "a.tsv")
     # Every byte outside s00002's span made unreadable: the job does not notice.
     data = bytearray(rows.read_bytes())
     start, end = spans[2]
@@ -62,13 +62,22 @@ def test_a_shard_job_reads_only_its_rows(tmp_path, tiny_cohort):
     data[header:start] = b"#" * (start - header)
     data[end:] = b"#" * (len(data) - end)
     rows.write_bytes(bytes(data))
-    _shard(rows, plan, "s00002", tmp_path / "b.h5", tmp_path / "b.tsv")
+    _shard(rows, shard_list, "s00002", tmp_path / "b.h5", tmp_path / "b.tsv")
     a, b = read_shard(tmp_path / "a.h5"), read_shard(tmp_path / "b.h5")
     assert (a.images == b.images).all() and list(a.ids) == list(b.ids) and len(a.ids) > 0
     assert (tmp_path / "a.tsv").read_text() == (tmp_path / "b.tsv").read_text()
-    # A rows table that does not match the plan is named, not misread.
+    # A rows table that does not match the shard list is named, not misread.
     proc = subprocess.run(
-        [sys.executable, "-m", "boneage.cli", "shard", "--rows", str(rows), "--plan", str(plan)]
+        [
+            sys.executable,
+            "-m",
+            "boneage.cli",
+            "shard",
+            "--rows",
+            str(rows),
+            "--shard-list",
+            str(shard_list),
+        ]
         + ["--shard", "s00001", "--size", "24", "--out", str(tmp_path / "c.h5")]
         + ["--qc", str(tmp_path / "c.tsv")],
         capture_output=True,
@@ -78,14 +87,14 @@ def test_a_shard_job_reads_only_its_rows(tmp_path, tiny_cohort):
 
 
 def test_ingest_steps_chain(tmp_path, tiny_cohort):
-    rows, plan = _manifest(tmp_path, tiny_cohort)
-    shards = [s["shard"] for s in json.loads(plan.read_text())["shards"]]
+    rows, shard_list = _manifest(tmp_path, tiny_cohort)
+    shards = [s["shard"] for s in json.loads(shard_list.read_text())["shards"]]
     assert shards == ["s00000", "s00001"]
     outs, qcs = [], []
     for s in shards:
         outs.append(str(tmp_path / f"{s}.h5"))
         qcs.append(str(tmp_path / f"{s}.qc.tsv"))
-        _shard(rows, plan, s, outs[-1], qcs[-1])
+        _shard(rows, shard_list, s, outs[-1], qcs[-1])
     main(
         [
             "index",

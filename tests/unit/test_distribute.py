@@ -45,16 +45,16 @@ def test_batch_size_auto_is_32_without_a_gpu(monkeypatch):
 
 def test_batch_size_auto_is_the_largest_power_of_two_the_gpu_holds(tmp_path, monkeypatch):
     """The batch's training memory on the device fits 85 % of the GPU; twice it would not."""
-    from boneage.memory.model import BACKWARD, GPU_RESERVE_MB, MB, estimate, profile_experiment
+    from boneage.memory.model import BACKWARD, GPU_RESERVE_MB, MB, experiment_footprint, peak_memory
 
     exp = Experiment("e", batch_size="auto", backbone="resnet50", image_size=224)
-    profile = profile_experiment(exp)
-    model_mb = estimate(profile, "train", 0, optimizer="adamw").model
+    footprint = experiment_footprint(exp)
+    model_mb = peak_memory(footprint, "train", 0, optimizer="adamw").model
     batches = []
     for gpu_mb in (8_000, 16_000, 40_000):
         fake_gpu(tmp_path, monkeypatch, gpu_mb)
         batch = resolve_batch_size(exp).batch_size
-        device = lambda b: model_mb + b * BACKWARD * 4 * profile.activations / MB  # noqa: E731
+        device = lambda b: model_mb + b * BACKWARD * 4 * footprint.activations / MB  # noqa: E731
         budget = 0.85 * gpu_mb - GPU_RESERVE_MB
         assert batch & (batch - 1) == 0 and device(batch) <= budget < device(2 * batch), gpu_mb
         batches.append(batch)

@@ -49,7 +49,7 @@ RUN_BY: dict[str, tuple[str, str] | str] = {
     "boneage check-config": ("tests/unit/test_cli.py", '"check-config"'),
     "boneage --help": ("tests/unit/test_cli.py", '"--help"'),
     "boneage plan": ("tests/unit/test_memory_node.py", '"plan", "--node-mem"'),
-    "boneage profile": ("tests/unit/test_memory_model.py", '"profile",'),
+    "boneage footprint": ("tests/unit/test_memory_model.py", '"footprint",'),
     "python bench/": ("bench", ""),  # each bench is its own run (docs/benchmarks.md)
 }
 

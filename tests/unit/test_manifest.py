@@ -11,8 +11,8 @@ from boneage.manifest import (
     REASONS,
     add_spans,
     check_rows,
+    cut_shards,
     finalise,
-    plan_shards,
     summarise,
 )
 from boneage.shards import build_shard
@@ -61,13 +61,13 @@ def test_rows_in_equal_accepted_plus_rejected(tmp_path):
     checked = check_rows(read_rsna(csv, img_dir), img_dir)
     by_row = checked.set_index("row")
     verdicts = []
-    for plan in plan_shards(checked, 3):
+    for shard in cut_shards(checked, 3):
         verdicts.append(
             build_shard(
-                by_row.loc[plan["rows"]].reset_index(),
-                tmp_path / f"{plan['shard']}.zarr",
+                by_row.loc[shard["rows"]].reset_index(),
+                tmp_path / f"{shard['shard']}.zarr",
                 16,
-                plan["shard"],
+                shard["shard"],
             )
         )
     manifest = finalise(checked, verdicts)
@@ -79,7 +79,7 @@ def test_rows_in_equal_accepted_plus_rejected(tmp_path):
     assert sum(s["by_reason"].values()) == s["rejected"]
 
 
-def test_plan_shards_follows_source_rows_and_digests_change_locally(tmp_path):
+def test_cut_shards_follows_source_rows_and_digests_change_locally(tmp_path):
     n = 10
     checked = pd.DataFrame(
         {
@@ -94,13 +94,13 @@ def test_plan_shards_follows_source_rows_and_digests_change_locally(tmp_path):
         }
     )
     checked.loc[checked["row"].isin([2, 10]), "status"] = "rejected"
-    plan = plan_shards(checked, 4)
-    assert [p["shard"] for p in plan] == ["s00000", "s00001", "s00002"]
-    assert [p["rows"] for p in plan] == [[1, 3, 4], [5, 6, 7, 8], [9]]
+    shards = cut_shards(checked, 4)
+    assert [p["shard"] for p in shards] == ["s00000", "s00001", "s00002"]
+    assert [p["rows"] for p in shards] == [[1, 3, 4], [5, 6, 7, 8], [9]]
     corrected = checked.copy()
     corrected.loc[corrected["row"] == 6, "boneage"] = 120.0  # a reviewer's update
-    again = plan_shards(corrected, 4)
-    changed = [a["shard"] for a, b in zip(plan, again) if a["digest"] != b["digest"]]
+    again = cut_shards(corrected, 4)
+    changed = [a["shard"] for a, b in zip(shards, again) if a["digest"] != b["digest"]]
     assert changed == ["s00001"]
 
 
@@ -133,12 +133,12 @@ def test_summary_counts_inversions_of_accepted_images_only():
 def test_each_shards_span_holds_its_rows_between_rejected_ones(tmp_path):
     csv, img_dir = _bad_cohort(tmp_path)
     checked = check_rows(read_rsna(csv, img_dir), img_dir)
-    plan = plan_shards(checked, shard_size=3)
+    shards = cut_shards(checked, shard_size=3)
     lines = write_tsv_indexed(tmp_path / "rows.tsv", checked)
-    add_spans(plan, checked["row"].to_numpy(), lines)
+    add_spans(shards, checked["row"].to_numpy(), lines)
     dtype = tsv_dtypes(checked)
     table = read_tsv(tmp_path / "rows.tsv", dtype).set_index("row")
-    for shard in plan:
+    for shard in shards:
         part = read_tsv_span(tmp_path / "rows.tsv", shard["span"], dtype).set_index("row")
         assert set(shard["rows"]) <= set(part.index)  # rejected rows may sit between
         pd.testing.assert_frame_equal(part.loc[shard["rows"]], table.loc[shard["rows"]])
@@ -147,6 +147,6 @@ def test_each_shards_span_holds_its_rows_between_rejected_ones(tmp_path):
         (checked["row"].to_numpy(), None),
         (checked["row"].to_numpy()[::-1], lines),
     ):
-        bare = plan_shards(checked, shard_size=3)
+        bare = cut_shards(checked, shard_size=3)
         add_spans(bare, rows, given)
         assert all("span" not in s for s in bare)

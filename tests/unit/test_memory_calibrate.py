@@ -29,7 +29,7 @@ def test_measure_is_not_inflated_by_a_large_parent():
 @pytest.mark.slow
 def test_calibrate_predict_writes_measurement_and_estimate(tiny_shards, tiny_model, tmp_path):
     shards, _ = tiny_shards
-    model = tiny_model  # profile.json beside it: the result carries the estimate too
+    model = tiny_model  # footprint.json beside it: the result carries the estimate too
     result = calibrate_predict(str(model), shards[0], threads=1)
     assert 300 < result["peak_rss_mb"] < 1500 and result["images"] > 0
     assert 0.75 <= result["estimate_ratio"] <= 1.25  # the estimate within +-25 %

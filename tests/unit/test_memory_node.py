@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from boneage.memory.node import estimate_mem_mb, parse_size_mb, plan_node
+from boneage.memory.node import coarse_mem_mb, parse_size_mb, plan_node
 
 
 def test_cohort_study_example():
@@ -66,22 +66,22 @@ def test_plan_cli_prints_the_plan():
 
 
 def test_estimates_grow_with_input_and_shard_size():
-    assert estimate_mem_mb("predict", 256, 256) > estimate_mem_mb("predict", 128, 256)
-    assert estimate_mem_mb("shard", 128, 1024) > estimate_mem_mb("shard", 128, 256)
+    assert coarse_mem_mb("predict", 256, 256) > coarse_mem_mb("predict", 128, 256)
+    assert coarse_mem_mb("shard", 128, 1024) > coarse_mem_mb("shard", 128, 256)
 
 
 def test_predict_memory_prefers_measurement_then_estimate(tmp_path):
-    from boneage.memory.model import ModelProfile
+    from boneage.memory.model import ModelFootprint
     from boneage.memory.node import JOB_OVERHEAD_MB, predict_memory_mb
 
-    profile, calibration = tmp_path / "profile.json", tmp_path / "calibration.json"
-    default, source = predict_memory_mb(str(profile), str(calibration), 128, 256)
-    assert source == "default" and default == estimate_mem_mb("predict", 128, 256, 64)
-    ModelProfile("small_cnn", 128, 282897, 281937, 1366370).save(profile)
-    estimated, source = predict_memory_mb(str(profile), str(calibration), 128, 256)
+    footprint, calibration = tmp_path / "footprint.json", tmp_path / "calibration.json"
+    default, source = predict_memory_mb(str(footprint), str(calibration), 128, 256)
+    assert source == "default" and default == coarse_mem_mb("predict", 128, 256, 64)
+    ModelFootprint("small_cnn", 128, 282897, 281937, 1366370).save(footprint)
+    estimated, source = predict_memory_mb(str(footprint), str(calibration), 128, 256)
     assert source == "estimated" and 800 < estimated - JOB_OVERHEAD_MB < 1400
     calibration.write_text(json.dumps({"peak_rss_mb": 1000.0}))
-    measured, source = predict_memory_mb(str(profile), str(calibration), 128, 256, margin=0.25)
+    measured, source = predict_memory_mb(str(footprint), str(calibration), 128, 256, margin=0.25)
     assert (measured, source) == (1250 + JOB_OVERHEAD_MB, "measured")
 
 

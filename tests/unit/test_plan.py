@@ -90,7 +90,9 @@ def test_predict_plan_from_a_measurement_and_cached_per_file_version(tmp_path, m
     os.utime(calibration, ns=(0, 1))  # a new file version
     assert plan.predict_plan("e").processes == 2
     uncalibrated = _plan(tmp_path, predict={"calibrate": False})
-    assert uncalibrated.predict_inputs() == {"profile": "results/models/{experiment}/profile.json"}
+    assert uncalibrated.predict_inputs() == {
+        "footprint": "results/models/{experiment}/footprint.json"
+    }
 
 
 def test_predict_args_and_run_info(tmp_path):
@@ -107,7 +109,7 @@ def test_table_memory_grows_with_the_cohorts_images(tmp_path, monkeypatch):
     cohort.mkdir(parents=True)
     rows = list(range(1, 250_001))
     shards = [{"shard": f"s{i}", "rows": rows[i::4], "digest": "x"} for i in range(4)]
-    (cohort / "plan.json").write_text(json.dumps({"shards": shards}))
+    (cohort / "shards.json").write_text(json.dumps({"shards": shards}))
     assert plan.cohort_images("synth") == 250_000
     one = plan.table_mem_mb(["synth"])
     assert one > before + 100  # about half a KB per image row
@@ -126,7 +128,7 @@ def test_gpu_nodes_give_each_model_step_its_gpus_and_the_rest_none(tmp_path):
     gpu_node = Node(mem_mb=256_000, cores=32, gpus=4)
     plan = RunPlan(validate(cfg), lambda: gpu_node)
     assert plan.step_gpus("train") == 4
-    assert [plan.step_gpus(s) for s in ("profile", "calibrate", "predict", "saliency")] == [1] * 4
+    assert [plan.step_gpus(s) for s in ("footprint", "calibrate", "predict", "saliency")] == [1] * 4
     assert plan.step_gpus("shard") == plan.step_gpus("report") == 0
     cpu = RunPlan(validate(cfg), lambda: Node(mem_mb=256_000, cores=32))
     assert cpu.step_gpus("train") == cpu.step_gpus("predict") == 0

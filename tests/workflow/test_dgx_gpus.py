@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 #: (training: one per rank, the profile's 8 ranks).
 MODEL_RULE_GPUS = {
     "train_model": 8,
-    "profile_model": 1,
+    "model_footprint": 1,
     "calibrate": 1,
     "predict": 1,
     "saliency": 1,
@@ -59,7 +59,7 @@ def test_dgx_dry_run_gives_each_model_job_its_gpus(tmp_path):
     mine = ("--configfile", "my-cohorts.yaml")  # last: it takes every word after it
     # Predict jobs exist once the manifest checkpoint has named the shards.
     first = snakemake(
-        tmp_path, "results/cohorts/tiny/plan.json", *mine, env=tool_env(CUDA_VISIBLE_DEVICES="")
+        tmp_path, "results/cohorts/tiny/shards.json", *mine, env=tool_env(CUDA_VISIBLE_DEVICES="")
     )
     assert first.returncode == 0, first.stderr[-3000:]
     env = dgx_env(tmp_path)

@@ -49,7 +49,7 @@ def planned(tmp_path_factory) -> Path:
         "experiments": {"small_cnn": {}},
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
-    done = snakemake(work, "results/cohorts/big/plan.json")  # the checkpoint
+    done = snakemake(work, "results/cohorts/big/shards.json")  # the checkpoint
     assert done.returncode == 0, done.stderr[-3000:]
     return work
 

@@ -48,7 +48,7 @@ VOLATILE = {
     "manifest.tsv": {"stamp"},
     "train.json": {"train_seconds"},
     "history.tsv": {"seconds", "images_per_s"},
-    "profile.json": {"train_peak_mb"},
+    "footprint.json": {"train_peak_mb"},
     "calibration.json": {"peak_rss_mb", "wall_s", "images_per_s", "estimate_ratio"},
 }
 #: Steps that run a model once the model changes, for every cohort.
@@ -132,17 +132,17 @@ CHANGES = {
     ),
     "learning_rate": (
         _set("experiments.quick.learning_rate", 0.001),
-        {"resolved_config", "profile_model"} | MODEL_STEPS,
+        {"resolved_config", "model_footprint"} | MODEL_STEPS,
     ),
     # another network: two sex-specific towers (a keras.applications backbone takes the same
     # path, the experiment's settings, at twice this test's cost: tests/workflow/test_recipes.py)
     "architecture": (
         _set("experiments.quick.sex_mode", "separate"),
-        {"resolved_config", "profile_model"} | MODEL_STEPS,
+        {"resolved_config", "model_footprint"} | MODEL_STEPS,
     ),
     "image_size": (
         _set("image_size", 40),
-        {"resolved_config", "shard", "index", "split", "profile_model"} | MODEL_STEPS,
+        {"resolved_config", "shard", "index", "split", "model_footprint"} | MODEL_STEPS,
     ),
     "train_cohort_removed": (
         _set("train_cohorts", ["syn"]),
@@ -211,7 +211,7 @@ def _comparable(path: Path, *runs: Path):
         text = path.read_text()
         for run in runs:
             text = text.replace(str(run.resolve()), "{run}")
-    if path.name == "plan.json":  # shard digests count the films' mtimes
+    if path.name == "shards.json":  # shard digests count the films' mtimes
         plan = json.loads(text)
         return {**plan, "shards": [{**s, "digest": None} for s in plan["shards"]]}
     if path.suffix == ".json":

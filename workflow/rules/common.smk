@@ -89,27 +89,29 @@ def get_synth_args(wildcards):
 
 def shard_ids(cohort):
     """Shard names of a cohort, known once its manifest checkpoint has run."""
-    return list(PLAN.shard_plan(manifest_plan(cohort)))
+    return list(PLAN.shard_digests(shard_list(cohort)))
 
 
 _MANIFESTS_DONE = {}
 
 
-def manifest_plan(cohort):
-    """plan.json of a cohort once its manifest checkpoint is done.
+def shard_list(cohort):
+    """shards.json of a cohort once its manifest checkpoint is done.
 
     Until then Snakemake's IncompleteCheckpointException. Once done it stays done
     for the run, so the answer is kept: 10,000 shard jobs ask (its content is read
-    again whenever the file changes, see RunPlan.shard_plan).
+    again whenever the file changes, see RunPlan.shard_digests).
     """
     if cohort not in _MANIFESTS_DONE:
-        _MANIFESTS_DONE[cohort] = checkpoints.manifest.get(cohort=cohort).output.plan
+        _MANIFESTS_DONE[cohort] = checkpoints.manifest.get(
+            cohort=cohort
+        ).output.shard_list
     return _MANIFESTS_DONE[cohort]
 
 
 def get_shard_digest(wildcards):
     """Digest of what goes into a shard: the shard reruns when, and only when, it changes."""
-    return PLAN.shard_plan(manifest_plan(wildcards.cohort))[wildcards.shard]
+    return PLAN.shard_digests(shard_list(wildcards.cohort))[wildcards.shard]
 
 
 def get_shards(wildcards):
@@ -215,11 +217,13 @@ def get_train_cpus_per_task(wildcards):
 
 
 def get_train_mem_mb(wildcards, input, attempt):
-    return attempt * PLAN.train_mem_mb(wildcards.experiment, input.profile, input.index)
+    return attempt * PLAN.train_mem_mb(
+        wildcards.experiment, input.footprint, input.index
+    )
 
 
 def _predict_plan(wildcards, input):
-    """calibrate is sized by the profile; predict jobs by the calibration once measured."""
+    """calibrate is sized by the footprint; predict jobs by the calibration once measured."""
     return PLAN.predict_plan(
         wildcards.experiment, measured="calibration" in input.keys()
     )

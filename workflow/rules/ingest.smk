@@ -1,4 +1,4 @@
-# Ingest: table checks and shard plan (checkpoint), one job per shard, cohort index.
+# Ingest: table checks and shard list (checkpoint), one job per shard, cohort index.
 
 
 checkpoint manifest:
@@ -7,7 +7,7 @@ checkpoint manifest:
         spec="private/config/cohorts/{cohort}.json",
     output:
         rows="private/cohorts/{cohort}/rows.tsv",
-        plan="results/cohorts/{cohort}/plan.json",
+        shard_list="results/cohorts/{cohort}/shards.json",
     log:
         "logs/manifest/{cohort}.log",
     benchmark:
@@ -16,7 +16,7 @@ checkpoint manifest:
         shard_size=config["shards"]["size"],
     shell:
         "boneage manifest --spec {input.spec} --shard-size {params.shard_size}"
-        " --rows {output.rows} --plan {output.plan} > {log} 2>&1"
+        " --rows {output.rows} --shard-list {output.shard_list} > {log} 2>&1"
 
 
 # A shard reruns only when its own digest changes (params), not whenever the
@@ -25,7 +25,7 @@ checkpoint manifest:
 rule shard:
     input:
         rows=ancient("private/cohorts/{cohort}/rows.tsv"),
-        plan=ancient("results/cohorts/{cohort}/plan.json"),
+        shard_list=ancient("results/cohorts/{cohort}/shards.json"),
     output:
         # Zarr shards are folders, HDF5 shards files.
         shard=directory(SHARD) if SHARD.endswith(".zarr") else SHARD,
@@ -40,7 +40,7 @@ rule shard:
         size=config["image_size"],
         digest=get_shard_digest,
     shell:
-        "boneage shard --rows {input.rows} --plan {input.plan} --shard {wildcards.shard}"
+        "boneage shard --rows {input.rows} --shard-list {input.shard_list} --shard {wildcards.shard}"
         " --size {params.size} --out {output.shard} --qc {output.qc} > {log} 2>&1"
 
 

@@ -5,7 +5,7 @@
 rule calibrate:
     input:
         model="results/models/{experiment}/model.keras",
-        profile="results/models/{experiment}/profile.json",
+        footprint="results/models/{experiment}/footprint.json",
         shard=get_calibration_shard,
     output:
         "results/models/{experiment}/calibration.json",

@@ -1,30 +1,30 @@
 # Train one model per experiment on the training cohorts; `snakemake train` builds all.
 
 
-rule profile_model:
+rule model_footprint:
     input:
         experiment="results/config/experiments/{experiment}.json",
         weights=get_weights_file,  # none for random weights
     output:
-        "results/models/{experiment}/profile.json",
+        "results/models/{experiment}/footprint.json",
     log:
-        "logs/profile/{experiment}.log",
+        "logs/footprint/{experiment}.log",
     benchmark:
-        "benchmarks/profile/{experiment}.tsv"
+        "benchmarks/footprint/{experiment}.tsv"
     resources:
-        gpus=get_gpus("profile"),
-        gres=get_gres("profile"),
+        gpus=get_gpus("footprint"),
+        gres=get_gres("footprint"),
         tasks_per_gpu=0,
         mem_mb=get_mem_mb("train"),  # it measures a few train steps
     shell:
-        "boneage profile --experiment {input.experiment} --out {output} > {log} 2>&1"
+        "boneage footprint --experiment {input.experiment} --out {output} > {log} 2>&1"
 
 
 rule train_model:
     input:
         experiment="results/config/experiments/{experiment}.json",
         weights=get_weights_file,  # none for random weights
-        profile="results/models/{experiment}/profile.json",
+        footprint="results/models/{experiment}/footprint.json",
         index=expand(
             "results/cohorts/{cohort}/index.json", cohort=config["train_cohorts"]
         ),
