@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import hashlib
 import io
 import json
 import os
@@ -135,42 +134,6 @@ def read_tsv_span(
 def looks_like_wildcard(path: str) -> bool:
     """True for a path Snakemake would read as holding a wildcard (``{name}``)."""
     return re.search(r"\{\s*[.\w]+\s*(,[^{}]*)?\}", str(path)) is not None
-
-
-def file_stamp(path: str | os.PathLike[str]) -> str:
-    """``size:mtime_ns`` of a file or folder ("missing" when absent): changes when it does."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return "missing"
-    return f"{st.st_size}:{st.st_mtime_ns}"
-
-
-def folder_stamp(path: str | os.PathLike[str]) -> str:
-    """A digest of every file under a folder: its path, size and mtime ("missing" when absent).
-
-    Changes when any file is added, removed or rewritten, also in place (which
-    leaves the folder's own mtime as it was). One stat per file: about 4 s
-    per million files.
-    """
-    if not os.path.isdir(path):
-        return "missing"
-    h = hashlib.sha256()
-    stack = [str(path)]
-    while stack:
-        folder = stack.pop()
-        with os.scandir(folder) as entries:
-            for e in entries:
-                if e.is_dir(follow_symlinks=True):
-                    stack.append(e.path)
-                else:
-                    try:
-                        st = e.stat()
-                    except OSError:  # a dangling link: the manifest rejects it
-                        h.update(f"{e.path}\0missing\n".encode())
-                        continue
-                    h.update(f"{e.path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:20]
 
 
 def load_json(value: str | os.PathLike[str]) -> Any:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from boneage.atomic import file_stamp
+from boneage.stamps import file_stamp
 
 #: Rejection reasons and what they mean (shown in the report).
 REASONS = {

@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from boneage.atomic import file_stamp, folder_stamp, looks_like_wildcard
+from boneage.atomic import looks_like_wildcard
 from boneage.config import public_config
 from boneage.experiment import Experiment
 from boneage.memory.node import (
@@ -27,6 +27,7 @@ from boneage.memory.node import (
 )
 from boneage.salt import fingerprint, read_salt
 from boneage.shards import FORMATS
+from boneage.stamps import file_stamp, folder_stamp
 from boneage.weights import weights_file
 
 #: Keys of a cohort entry that name files or folders its manifest reads.

@@ -209,6 +209,64 @@ def memory_plans(calibration: dict[str, dict], node: dict | None) -> list[dict]:
     return rows
 
 
+def qc_sections(run: RunResults, results: Path) -> dict[str, Any]:
+    """Per cohort: the manifest's summary, its rejection reasons plotted, the QC gallery."""
+    qc: dict[str, Any] = {}
+    for cohort, manifest in run.manifests.items():
+        s = summarise(manifest)
+        qc[cohort] = {
+            "summary": s,
+            "figure": plots.qc_reasons(s["by_reason"], cohort),
+            "gallery": qc_gallery(results, cohort),
+        }
+    return qc
+
+
+def review_sections(
+    run: RunResults, results: Path, config: dict, cases: int
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Per cohort, from its best model's predictions: the label-review cases and the
+    comparison with chronological age (where the manifest has it)."""
+    review: dict[str, dict[str, Any]] = {}
+    chrono: dict[str, Any] = {}
+    for (exp, cohort), frame in sorted(run.predictions.items()):
+        best = min(
+            (m["label"]["all"].get("mae", float("inf")), x)
+            for (x, c), m in run.metrics.items()
+            if c == cohort
+        )[1]
+        if exp == best and cohort not in review:
+            review[cohort] = {
+                "experiment": exp,
+                "cases": label_review(results, cohort, frame, cases),
+                "earlier": earlier_corrections(config.get("cohorts", {}).get(cohort, {})),
+            }
+            manifest = run.manifests.get(cohort)
+            if manifest is not None and (c := chrono_comparison(frame, manifest)):
+                chrono[cohort] = {"experiment": exp, **c}
+    return review, chrono
+
+
+def step_table(run: RunResults, requested_mb: dict[str, int]) -> list[dict[str, Any]]:
+    """Per step: jobs, total and longest seconds, peak RSS, and the memory it asked for."""
+    if not len(run.benchmarks):
+        return []
+    steps = (
+        run.benchmarks.groupby("step")
+        .agg(
+            jobs=("seconds", "size"),
+            total_s=("seconds", "sum"),
+            max_s=("seconds", "max"),
+            max_rss_mb=("max_rss_mb", "max"),
+        )
+        .reset_index()
+        .to_dict("records")
+    )
+    for row in steps:
+        row["requested_mb"] = requested_mb.get(row["step"])
+    return steps
+
+
 def build_report(
     results: str | os.PathLike[str],
     benchmarks: str | os.PathLike[str],
@@ -227,50 +285,11 @@ def build_report(
     results = Path(results)
     info = {**where_planned(config.get("cluster", {}), executor), **json.loads(run_info)}
     settings = {**section_defaults("report"), **config.get("report", {})}
-    qc: dict[str, Any] = {}
-    review: dict[str, dict[str, Any]] = {}
-    chrono: dict[str, Any] = {}
-    for cohort, manifest in run.manifests.items():
-        s = summarise(manifest)
-        qc[cohort] = {
-            "summary": s,
-            "figure": plots.qc_reasons(s["by_reason"], cohort),
-            "gallery": qc_gallery(results, cohort),
-        }
-    for (exp, cohort), frame in sorted(run.predictions.items()):
-        best = min(
-            (m["label"]["all"].get("mae", float("inf")), x)
-            for (x, c), m in run.metrics.items()
-            if c == cohort
-        )[1]
-        if exp == best and cohort not in review:
-            review[cohort] = {
-                "experiment": exp,
-                "cases": label_review(results, cohort, frame, settings["review_cases"]),
-                "earlier": earlier_corrections(config.get("cohorts", {}).get(cohort, {})),
-            }
-            manifest = run.manifests.get(cohort)
-            if manifest is not None and (c := chrono_comparison(frame, manifest)):
-                chrono[cohort] = {"experiment": exp, **c}
+    qc = qc_sections(run, results)
+    review, chrono = review_sections(run, results, config, settings["review_cases"])
     experiments = experiment_table(run)
     cohorts = sorted({c for _, c in run.metrics} | set(run.manifests))
-    steps = (
-        (
-            run.benchmarks.groupby("step")
-            .agg(
-                jobs=("seconds", "size"),
-                total_s=("seconds", "sum"),
-                max_s=("seconds", "max"),
-                max_rss_mb=("max_rss_mb", "max"),
-            )
-            .reset_index()
-            .to_dict("records")
-        )
-        if len(run.benchmarks)
-        else []
-    )
-    for row in steps:
-        row["requested_mb"] = info.get("mem_mb", {}).get(row["step"])
+    steps = step_table(run, info.get("mem_mb", {}))
     memory = memory_plans(run.calibration, info.get("node"))
     env = Environment(
         loader=PackageLoader("boneage", "templates"),
