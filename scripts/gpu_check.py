@@ -1,4 +1,4 @@
-"""The first GPU machine's check: the tiny workflow through the dgx footprint on its GPUs.
+"""The first GPU machine's check: the tiny workflow through the dgx profile on its GPUs.
 
     bash scripts/gpu-check.sh [RESULTS.json]      (builds the GPU stack first)
     .venv/bin/python scripts/gpu_check.py [--out RESULTS.json] [--keep DIR]
@@ -182,7 +182,7 @@ def main() -> int:
     }
     (work / "config.yaml").write_text(yaml.safe_dump(config))
     start = time.perf_counter()
-    proc = snakemake(work, "--config", f"distributed={{ranks: {ranks}}}", footprint="dgx")
+    proc = snakemake(work, "--config", f"distributed={{ranks: {ranks}}}", profile="dgx")
     results["workflow_seconds"] = round(time.perf_counter() - start, 1)
     if proc.returncode:
         problems.append(f"the workflow failed:\n{tail(proc)}")

@@ -11,7 +11,7 @@ dry run plans for, ``setup.sh``'s GPU detection, that a step with
 process sees, that a second claim waits and one after ``kill -9`` of the holder
 succeeds; and the planner's batch per backbone at 512 px on this GPU against
 one train step of the same torchvision network at that batch (peak memory).
-Profiles: docs/gpu-host/profiles.json (TensorFlow models, profiled on CPU);
+Footprints: docs/gpu-host/footprints.json (TensorFlow models, counted on CPU);
 results: docs/gpu-host/h200-2026-12-04.json.
 """
 
@@ -87,21 +87,21 @@ TORCH = {
     "vgg19": torchvision.models.vgg19,
     "efficientnetb0": torchvision.models.efficientnet_b0,
 }
-profiles = json.load(open("docs/gpu-host/profiles.json"))
+footprints = json.load(open("docs/gpu-host/footprints.json"))
 mem = r["gpu_memory_mb"]
 rows = {}
-for key, p in profiles.items():
-    prof = ModelFootprint(**p)
+for key, p in footprints.items():
+    fp = ModelFootprint(**p)
     row = {
-        "train_batch": gpu_batch_size(prof, mem, step="train"),
-        "predict_batch": gpu_batch_size(prof, mem, step="predict"),
+        "train_batch": gpu_batch_size(fp, mem, step="train"),
+        "predict_batch": gpu_batch_size(fp, mem, step="predict"),
     }
-    row["planned_train_mb"] = round(planned(prof, row["train_batch"], "train"))
-    if prof.backbone in TORCH:
-        net = TORCH[prof.backbone](num_classes=1).cuda()
+    row["planned_train_mb"] = round(planned(fp, row["train_batch"], "train"))
+    if fp.backbone in TORCH:
+        net = TORCH[fp.backbone](num_classes=1).cuda()
         opt = torch.optim.AdamW(net.parameters())
         torch.cuda.reset_peak_memory_stats()
-        x = torch.rand(row["train_batch"], 3, prof.image_size, prof.image_size, device="cuda")
+        x = torch.rand(row["train_batch"], 3, fp.image_size, fp.image_size, device="cuda")
         for _ in range(2):
             opt.zero_grad()
             net(x).square().mean().backward()
