@@ -109,7 +109,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         shard = Path(tmp) / "s00000.zarr"
         make_shard(shard, 256, a.size)
-        on, off, digests = [], [], []
+        on: list[float] = []
+        off: list[float] = []
+        digests = []
         for r in range(a.rounds):
             sides = (True, False) if r % 2 == 0 else (False, True)  # alternate who goes first
             for det in sides:

@@ -116,6 +116,7 @@ def other_modalities() -> list[str]:
     misses = []
     for name in OTHER_MODALITIES:
         path = get_testdata_file(name)
+        assert isinstance(path, str), f"pydicom lacks its test file {name}"
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         img = decode(path)
         by_pixels += not check(img).is_hand

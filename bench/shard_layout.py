@@ -92,7 +92,9 @@ def main() -> int:
         for layout, ps in paths.items()
     }
     n = a.shards * a.images
-    times = {(layout, how): [] for layout in paths for how in ("predict", "train")}
+    times: dict[tuple[str, str], list[float]] = {
+        (layout, how): [] for layout in paths for how in ("predict", "train")
+    }
     for _ in range(a.rounds):  # alternate, so both see the same cache and machine state
         for layout, ps in paths.items():
             t0 = time.perf_counter()
@@ -100,7 +102,7 @@ def main() -> int:
                 read_shard(p)
             times[(layout, "predict")].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
-            for _batch in make_dataset(ps, a.size, 64, training=False):
+            for _batch in make_dataset(ps, a.size, 64):
                 pass
             times[(layout, "train")].append(time.perf_counter() - t0)
     rate = {k: n / min(v) for k, v in times.items()}

@@ -49,6 +49,7 @@ from PIL import Image
 
 from boneage.atomic import load_json
 from boneage.config import validate
+from boneage.memory.node import Node
 from boneage.plan import RunPlan
 
 REPO = Path(__file__).resolve().parent.parent
@@ -212,7 +213,7 @@ def main() -> int:
     # A shard job in the middle of the cohort: its rows only, against the whole table.
     shard = f"s{a.n // a.shard_size // 2:05d}"
     (span_s, span_mb), (whole_s, whole_mb) = (rows_read(work, shard, w) for w in (False, True))
-    ask = RunPlan(validate(config), lambda: None).step_mem_mb("shard")
+    ask = RunPlan(validate(config), lambda: Node.from_config({})).step_mem_mb("shard")
     print(
         f"shard job reading its rows: {span_s:.2f} s, peak {span_mb:.0f} MB; the whole table "
         f"(before): {whole_s:.2f} s, {whole_mb:.0f} MB ({whole_s / span_s:.0f}x, "

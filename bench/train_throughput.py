@@ -49,7 +49,7 @@ def make_data(folder: Path, n: int, size: int, height: int) -> None:
     from boneage.synth.cohort import render_study, sample_studies
 
     studies = [s for s in sample_studies(n * 2, seed=4) if s.kind == "hand"][:n]
-    rows = []
+    rows: list[dict[str, object]] = []
     for s in studies:
         img = Image.fromarray(render_study(s, 4))
         img = img.resize((int(img.width * height / img.height), height))
@@ -234,8 +234,8 @@ def main() -> int:
         for _ in range(a.rounds):  # alternated: a slow minute slows every side alike
             rates["np1"].append(run(["--worker", "memory", "--threads", "1", *common]))
             rates["np2"].append(run(["--worker", "memory", "--threads", "1", *common], ranks=2))
-            for m in ("shards", "memory", "seeds", "png"):
-                rates[m].append(run(["--worker", m, *cores, *common]))
+            for mode in ("shards", "memory", "seeds", "png"):
+                rates[mode].append(run(["--worker", mode, *cores, *common]))
     best = {k: max(v) for k, v in rates.items()}  # best of each: the machine's noise only slows
     r1, r2 = best["np1"], best["np2"]
     print(f"small_cnn {a.size}px, batch {a.batch}/rank, CPU ({os.cpu_count()} cores)")

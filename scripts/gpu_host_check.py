@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import time
+from typing import Any
 
 os.environ["BONEAGE_GPU_LOCKS"] = "/tmp/boneage-locks"
 from dataclasses import asdict  # noqa: E402
@@ -30,7 +31,7 @@ from boneage.memory.model import ModelFootprint, gpu_batch_size  # noqa: E402
 from boneage.memory.model import gpu_memory_mb as planned  # noqa: E402
 from boneage.memory.node import Node  # noqa: E402
 
-r = {}
+r: dict[str, Any] = {}
 r["nvidia_smi_L"] = subprocess.run(
     ["nvidia-smi", "-L"], capture_output=True, text=True
 ).stdout.strip()
@@ -59,6 +60,7 @@ HOLD = (
     " torch.cuda.device_count(), flush=True); time.sleep(600)"
 )
 holder = subprocess.Popen([sys.executable, "-c", HOLD], stdout=subprocess.PIPE, text=True)
+assert holder.stdout is not None
 r["holder_claimed_visible_seen"] = holder.stdout.readline().strip()
 t = time.monotonic()
 try:

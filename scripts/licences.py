@@ -35,14 +35,15 @@ TEST_ONLY = {"pytest", "pytest-timeout", "selenium", "ruff", "snakefmt", "inicon
 def licence(dist: metadata.Distribution) -> str:
     """A distribution's licence: its SPDX expression, else its classifiers, else its field."""
     meta = dist.metadata
-    if meta.get("License-Expression"):
-        return meta["License-Expression"]
+    expression = (meta.get_all("License-Expression") or [""])[0]
+    if expression:
+        return expression
     classifiers = [
         c.split(" :: ")[-1] for c in meta.get_all("Classifier") or [] if c.startswith("License ::")
     ]
     if classifiers:
         return "; ".join(classifiers)
-    text = (meta.get("License") or "").strip().splitlines()
+    text = ((meta.get_all("License") or [""])[0] or "").strip().splitlines()
     return text[0][:80] if text else "(not stated)"
 
 

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Format, lint and type checks (CI runs them before the tests): ruff format, ruff
-# check, mypy (boneage/), snakefmt, snakemake --lint. Fix with: ruff format . && snakefmt .
+# check, mypy (boneage/, bench/, scripts/), snakefmt, snakemake --lint. Fix with: ruff format . && snakefmt .
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv/bin:$PATH"
-ruff format --check boneage tests bench
-ruff check boneage tests bench
+ruff format --check boneage tests bench scripts
+ruff check boneage tests bench scripts
 mypy
 snakefmt --check Snakefile workflow/rules
 # --lint asks for a conda env per rule (see the Snakefile); anything else fails.
